@@ -46,6 +46,8 @@ FINDING_CODES = (
     "lr_out_of_range",
     "batch_lr_scaling",
     "no_grad_clipping",
+    "lr_range_test",
+    "lr_decay_drop",
 )
 
 

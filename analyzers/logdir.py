@@ -15,19 +15,29 @@ instead of becoming runs of their own:
 Reading is incremental (`Logdir.refresh`): each file remembers the offset just past its last
 complete record, and a later refresh reads only the bytes added since. A record still being
 written is left for the next refresh. A file that shrank was replaced: it is read again.
+Files with new bytes are read in worker processes when there are enough bytes to pay for
+them (first reads of big logdirs); see `_parallel_ok` for when that is safe.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
 import re
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from lrdoctor.analyzers import events, records, tags
 from lrdoctor.analyzers.run import Run, Series
 
+# Event files are read this many bytes at a time (bounds the memory a huge file needs).
+READ_CHUNK_BYTES = 64 << 20
+# Below this many new bytes in all, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 16 << 20
 _SPLITS = {"train": "", "validation": "validation/"}
 _CANONICAL_HPARAMS = {
     "lr": ("lr", "learning_rate", "initial_lr", "base_lr"),
@@ -35,6 +45,7 @@ _CANONICAL_HPARAMS = {
     "optimizer": ("optimizer", "optim", "optimizer_name", "opt"),
     "momentum": ("momentum",),
     "weight_decay": ("weight_decay", "wd"),
+    "grad_clip": ("grad_clip", "max_grad_norm", "gradient_clip_val", "clip_grad_norm", "grad_clip_norm"),
 }
 
 
@@ -48,9 +59,91 @@ def is_event_file(name: str) -> bool:
 
 
 def file_order_key(name: str) -> tuple:
-    """Sort key for event files in one run: by the timestamp in the name, then the name."""
+    """Sort key for event files in one run: by the timestamp in the name, then the name read
+    naturally (numbers as numbers, so the writer counter ``.10`` comes after ``.2``)."""
     m = re.search(r"tfevents\.(\d+)", name)
-    return (int(m.group(1)) if m else 0, name)
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p)
+    return (int(m.group(1)) if m else 0, parts)
+
+
+@dataclass(slots=True)
+class _ReadResult:
+    """What one read of the new bytes of one file gave (built in a worker process when parallel)."""
+
+    end: int
+    parsed: events.Parsed | None = None
+    error: str | None = None
+
+
+def read_new_bytes(path: str, offset: int, plugins: dict[str, str]) -> _ReadResult:
+    """Read ``path`` from ``offset`` to its end, frame and parse the complete records.
+
+    A big file is read `READ_CHUNK_BYTES` at a time (more if one record is longer), so memory
+    for bytes and temporaries stays bounded whatever the file's size.
+
+    Args:
+        path: event file.
+        offset: file offset of the first unread record.
+        plugins: tag -> plugin remembered from earlier reads of this file.
+
+    Returns:
+        A `_ReadResult`: the offset past the last complete record and what the records hold,
+        or ``error`` (a one-line warning) when the file cannot be opened or read.
+    """
+    parts: list[events.Parsed] = []
+    end, chunk = offset, READ_CHUNK_BYTES
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            while end < size:
+                f.seek(end)
+                buf = records.Buffer.read(f, min(chunk, size - end))
+                final = end + buf.size >= size
+                framed = records.frame(buf, path, end, final=final)
+                if framed.end == end:  # not one whole record in this chunk
+                    if final:
+                        break  # a record still being written
+                    chunk *= 2  # a record longer than the chunk
+                    continue
+                parsed = events.parse(buf, framed, path, end, plugins)
+                parsed.warnings[:0] = framed.warnings
+                parts.append(parsed)
+                plugins, end = parsed.plugins, framed.end
+                if final:
+                    break
+    except OSError as e:
+        return _ReadResult(end=offset, error=f"{path}:{end}: cannot read ({e.strerror or e})")
+    return _ReadResult(end=end, parsed=events.concat(parts, plugins))
+
+
+class _Growing:
+    """One tag's points from one file, grown in place so that a live file's refresh is cheap.
+
+    A first read keeps the parsed arrays as they are (no slack: memory is 24 bytes per point);
+    later reads append into spare capacity, over-allocating by half when it runs out. Callers
+    only ever get views of the filled part, so `Series` handed out earlier never change.
+    """
+
+    __slots__ = ("arrays", "n")
+
+    def __init__(self, points: events.Points) -> None:
+        self.arrays = list(points)
+        self.n = len(points[0])
+
+    def append(self, points: events.Points) -> None:
+        m = len(points[0])
+        if self.n + m > len(self.arrays[0]):
+            cap = max(self.n + m, self.n * 3 // 2)
+            grown = [np.empty(cap, dtype=a.dtype) for a in self.arrays]
+            for g, a in zip(grown, self.arrays, strict=True):
+                g[: self.n] = a[: self.n]
+            self.arrays = grown
+        for a, p in zip(self.arrays, points, strict=True):
+            a[self.n : self.n + m] = p
+        self.n += m
+
+    def view(self) -> events.Points:
+        return tuple(a[: self.n] for a in self.arrays)
 
 
 @dataclass(slots=True)
@@ -59,62 +152,55 @@ class _FileState:
     offset: int = 0
     size: int = -1
     mtime: float = 0.0
-    content: events.FileContent = field(default_factory=events.FileContent)
-    # Per tag, arrays of everything read so far (lists are drained into these after each read).
-    arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    plugins: dict[str, str] = field(default_factory=dict)
+    hparams: dict[str, object] = field(default_factory=dict)
+    run_info: dict[str, object] = field(default_factory=dict)
+    tags: dict[str, _Growing] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # from the records read so far
+    status: str | None = None  # why the file could not be read this time (stat, open, empty)
 
-    def read_new(self) -> bool:
-        """Read what was appended since the last call. Returns True if anything changed."""
+    def check(self) -> tuple[bool, bool]:
+        """Stat the file. Returns ``(changed, needs_read)``; updates ``status``."""
         try:
             st = os.stat(self.path)
         except OSError as e:
-            return self._note(f"{self.path}:0: cannot stat ({e.strerror})")
+            return self._set_status(f"{self.path}:0: cannot stat ({e.strerror})"), False
         if st.st_size == self.size and st.st_mtime == self.mtime:
-            return False
+            return False, False
         if st.st_size < self.offset:  # replaced or truncated by its writer: start over
-            self.offset, self.content, self.arrays, self.notes = 0, events.FileContent(), {}, []
+            self.offset, self.plugins, self.hparams, self.run_info = 0, {}, {}, {}
+            self.tags, self.problems = {}, []
         self.size, self.mtime = st.st_size, st.st_mtime
         if st.st_size == 0:
-            return self._note(f"{self.path}:0: empty event file (0 bytes)")
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                buf = f.read()
-        except OSError as e:
-            return self._note(f"{self.path}:{self.offset}: cannot read ({e.strerror or e})")
-        self.notes = [n for n in self.notes if "empty event file" not in n and "cannot" not in n]
-        framed = records.frame(buf, self.path, self.offset)
-        self.offset = framed.end
-        self.notes.extend(framed.warnings)
-        events.parse_into(framed.payloads, framed.offsets, self.path, self.content)
-        self._drain()
-        return True
+            return self._set_status(f"{self.path}:0: empty event file (0 bytes)"), False
+        return True, st.st_size > self.offset
 
-    def _note(self, msg: str) -> bool:
-        if msg in self.notes:
-            return False
-        self.notes.append(msg)
-        return True
+    def apply(self, result: _ReadResult) -> None:
+        """Take in what `read_new_bytes` found."""
+        self.status = result.error
+        if result.parsed is None:
+            return
+        self.offset = result.end
+        p = result.parsed
+        self.plugins = p.plugins
+        for k, v in p.hparams.items():
+            if v is not None or k not in self.hparams:
+                self.hparams[k] = v
+        self.run_info.update(p.run_info)
+        self.problems.extend(p.warnings)
+        for tag, pts in p.points.items():
+            if tag in self.tags:
+                self.tags[tag].append(pts)
+            else:
+                self.tags[tag] = _Growing(pts)
 
-    def _drain(self) -> None:
-        for tag, tp in self.content.points.items():
-            if not tp.steps:
-                continue
-            new = (
-                np.asarray(tp.steps, dtype=np.int64),
-                np.asarray(tp.values, dtype=np.float64),
-                np.asarray(tp.wall_times, dtype=np.float64),
-            )
-            old = self.arrays.get(tag)
-            self.arrays[tag] = new if old is None else tuple(np.concatenate(p) for p in zip(old, new))
-            tp.steps.clear()
-            tp.values.clear()
-            tp.wall_times.clear()
+    def _set_status(self, msg: str) -> bool:
+        changed, self.status = msg != self.status, msg
+        return changed
 
     @property
     def warnings(self) -> list[str]:
-        return self.notes + self.content.warnings
+        return ([self.status] if self.status else []) + self.problems
 
 
 def merge_segments(chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
@@ -125,6 +211,8 @@ def merge_segments(chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> t
     points at or past that step are dropped and the later ones win (TensorBoard's purge rule).
     Repeated steps inside one segment are kept (several points logged at one step).
     """
+    if len(chunks) == 1 and not (chunks[0][0][1:] < chunks[0][0][:-1]).any():
+        return chunks[0]  # the common case, without a copy
     steps = np.concatenate([c[0] for c in chunks])
     values = np.concatenate([c[1] for c in chunks])
     walls = np.concatenate([c[2] for c in chunks])
@@ -149,15 +237,44 @@ def merge_segments(chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> t
     return steps[keep], values[keep], walls[keep]
 
 
-def _hparam_value(v: object) -> object:
-    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
-        return v  # keep floats floats; batch sizes are normalized below
-    return v
+# Canonical optimizer class names, by lower-case name (torch classes, HF ``optim`` prefixes).
+_OPTIMIZERS = {
+    o.lower(): o
+    for o in (
+        "SGD",
+        "Adam",
+        "AdamW",
+        "RMSprop",
+        "Adagrad",
+        "Adadelta",
+        "Adamax",
+        "NAdam",
+        "RAdam",
+        "Lion",
+        "Adafactor",
+        "LAMB",
+        "LBFGS",
+        "SparseAdam",
+        "ASGD",
+        "Rprop",
+    )
+}
+
+
+def optimizer_name(value: object) -> object:
+    """Canonical optimizer class name for what writers store: ``"<class 'torch.optim.adamw.AdamW'>"``
+    (Lightning hparams) -> ``"AdamW"``, Hugging Face ``"adamw_torch_fused"`` -> ``"AdamW"``;
+    anything unknown is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"<class '(?:[\w.]*\.)?(\w+)'>", value.strip())
+    name = m.group(1) if m else value.strip()
+    return _OPTIMIZERS.get(name.lower()) or _OPTIMIZERS.get(name.lower().split("_")[0]) or name
 
 
 def normalize_hparams(raw: dict[str, object], tag_names: list[str]) -> dict[str, object]:
     """Raw hparams (any writer) + our run info -> the canonical keys of `run.py`, raw keys kept."""
-    out = {k: _hparam_value(v) for k, v in raw.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    out = {k: v for k, v in raw.items() if isinstance(v, (str, int, float, bool)) or v is None}
     lower = {k.lower(): k for k in raw}
     for canon, aliases in _CANONICAL_HPARAMS.items():
         if canon in out and out[canon] is not None:
@@ -166,21 +283,25 @@ def normalize_hparams(raw: dict[str, object], tag_names: list[str]) -> dict[str,
             if alias in lower and raw[lower[alias]] is not None:
                 out[canon] = raw[lower[alias]]
                 break
-    for key in ("lr", "momentum", "weight_decay"):
+    for key in ("lr", "momentum", "weight_decay", "grad_clip"):
         try:
             if key in out and out[key] is not None:
                 out[key] = float(out[key])
         except (TypeError, ValueError):
             out.pop(key)
+    if out.get("grad_clip") is not None and not out["grad_clip"] > 0:
+        out["grad_clip"] = None  # Hugging Face: max_grad_norm 0 means no clipping
     if out.get("batch_size") is not None:
         try:
             out["batch_size"] = int(float(out["batch_size"]))
         except (TypeError, ValueError):
             out.pop("batch_size")
-    if not out.get("optimizer"):
+    if out.get("optimizer"):
+        out["optimizer"] = optimizer_name(out["optimizer"])
+    else:
         opt = tags.optimizer_from_tags(tag_names)
         if opt:
-            out["optimizer"] = opt
+            out["optimizer"] = optimizer_name(opt)
     return out
 
 
@@ -189,12 +310,11 @@ class _RunDir:
     name: str
     path: str
     files: dict[str, _FileState] = field(default_factory=dict)  # by file name
-    extra: list[tuple[str, _RunDir]] = field(default_factory=list)  # (tag prefix, folded dir)
-    cached: Run | None = None
 
-    def refresh_files(self) -> bool:
+    def check_files(self) -> tuple[bool, list[_FileState]]:
+        """Find new files and stat all. Returns (anything changed, files with bytes to read)."""
         try:
-            names = sorted((n for n in os.listdir(self.path) if is_event_file(n)), key=file_order_key)
+            names = [n for n in os.listdir(self.path) if is_event_file(n)]
         except OSError:
             names = []
         changed = False
@@ -203,19 +323,68 @@ class _RunDir:
             if n not in self.files and os.path.isfile(fp):
                 self.files[n] = _FileState(fp)
                 changed = True
-        for n in sorted(self.files, key=file_order_key):
-            changed |= self.files[n].read_new()
-        return changed
+        to_read = []
+        for f in self.ordered():
+            file_changed, needs_read = f.check()
+            changed |= file_changed
+            if needs_read:
+                to_read.append(f)
+        return changed, to_read
 
     def ordered(self) -> list[_FileState]:
         return [self.files[n] for n in sorted(self.files, key=file_order_key)]
 
     def scalar_tags(self) -> set[str]:
-        return {t for f in self.files.values() for t in f.arrays}
+        return {t for f in self.files.values() for t in f.tags}
 
     def is_hparams_only(self) -> bool:
-        has_hp = any(f.content.hparams for f in self.files.values())
+        has_hp = any(f.hparams for f in self.files.values())
         return has_hp and len(self.scalar_tags()) <= 1
+
+
+def _read_all(files: list[_FileState], workers: int) -> None:
+    """Read the new bytes of ``files``, in parallel processes when it is worth it and safe."""
+    jobs = [(f.path, f.offset, f.plugins) for f in files]
+    results = None
+    if _parallel_ok(files, workers):
+        try:
+            results = _read_parallel(jobs, min(workers, len(files)))
+        except (OSError, RuntimeError, BrokenProcessPool):
+            results = None  # no processes to be had here: read in this one
+    if results is None:
+        results = [read_new_bytes(*job) for job in jobs]
+    for f, r in zip(files, results, strict=True):
+        f.apply(r)
+    if sum(f.size for f in files) >= PARALLEL_MIN_BYTES:
+        _return_free_memory()
+
+
+def _return_free_memory() -> None:
+    # A big read frees many large temporaries between the arrays it keeps; glibc keeps that
+    # memory resident (~30% over the 24 bytes per point held) unless asked to hand it back.
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
+
+
+def _parallel_ok(files: list[_FileState], workers: int) -> bool:
+    # Only "fork" starts workers without re-importing the caller's main module, and forking a
+    # process that runs other threads (a dashboard server) can deadlock the child: so only from
+    # a single-threaded process, and only for enough bytes to pay for the start-up.
+    return (
+        workers > 1
+        and len(files) > 1
+        and sum(f.size - f.offset for f in files) >= PARALLEL_MIN_BYTES
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+    )
+
+
+def _read_parallel(jobs: list[tuple[str, int, dict[str, str]]], workers: int) -> list[_ReadResult]:
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(read_new_bytes, *zip(*jobs, strict=True)))
 
 
 class Logdir:
@@ -230,23 +399,35 @@ class Logdir:
     Args:
         path: the logdir.
         tag_overrides: ``{signal: tag}`` user choices, e.g. ``{"loss": "my/custom_loss"}``.
+        workers: processes reading files at once (None: one per CPU; 1: never in parallel).
+            Parallel reads are used only when there are at least `PARALLEL_MIN_BYTES` to read.
 
     Raises:
         LogdirError: at construction, if ``path`` does not exist or is not a directory.
     """
 
-    def __init__(self, path: str | os.PathLike, tag_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        tag_overrides: dict[str, str] | None = None,
+        *,
+        workers: int | None = None,
+    ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         if not os.path.exists(self.path):
             raise LogdirError(f"{self.path}: no such logdir")
         if not os.path.isdir(self.path):
             raise LogdirError(f"{self.path}: not a directory")
         self.tag_overrides = dict(tag_overrides or {})
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self._dirs: dict[str, _RunDir] = {}  # by path relative to the logdir
+        self._cached: dict[tuple[str, tuple[str, ...]], Run] = {}
         self.warnings: list[str] = []  # problems outside any run (unreadable folders)
 
     def _discover(self) -> None:
         self.warnings = []
+        # A run folder deleted since the last refresh is gone, not a set of unreadable files.
+        self._dirs = {rel: d for rel, d in self._dirs.items() if os.path.isdir(d.path)}
 
         def onerror(e: OSError) -> None:
             self.warnings.append(f"{e.filename}:0: cannot list folder ({e.strerror})")
@@ -267,7 +448,14 @@ class Logdir:
             objects as last time.
         """
         self._discover()
-        changed = {rel for rel, d in self._dirs.items() if d.refresh_files()}
+        changed: set[str] = set()
+        to_read: list[_FileState] = []
+        for rel, d in self._dirs.items():
+            dir_changed, files = d.check_files()
+            if dir_changed:
+                changed.add(rel)
+            to_read.extend(files)
+        _read_all(to_read, self.workers)
         return self._assemble(changed)
 
     def _assemble(self, changed: set[str]) -> dict[str, Run]:
@@ -293,7 +481,7 @@ class Logdir:
         for name in sorted(members):
             parts = members[name]
             key = (name, tuple(d.name for _, d in parts))
-            old = self._cached.get(key) if hasattr(self, "_cached") else None
+            old = self._cached.get(key)
             if old is not None and not any(d.name in changed for _, d in parts):
                 runs[name] = old
                 continue
@@ -314,11 +502,11 @@ class Logdir:
                 files.append(f.path)
                 last_write = max(last_write, f.mtime)
                 warnings.extend(f.warnings)
-                for k, v in f.content.hparams.items():
+                for k, v in f.hparams.items():
                     raw_hp.setdefault(k, v)
-                run_info.update(f.content.run_info)
-                for tag, arrs in f.arrays.items():
-                    per_tag.setdefault(prefix + tag, []).append(arrs)
+                run_info.update(f.run_info)
+                for tag, grown in f.tags.items():
+                    per_tag.setdefault(prefix + tag, []).append(grown.view())
         scalars = {}
         for tag, chunks in per_tag.items():
             steps, values, walls = merge_segments(chunks)
@@ -339,6 +527,8 @@ class Logdir:
         )
 
 
-def read_logdir(path: str | os.PathLike, tag_overrides: dict[str, str] | None = None) -> dict[str, Run]:
-    """Read every run of a logdir once. See `Logdir` for incremental reads."""
-    return Logdir(path, tag_overrides).refresh()
+def read_logdir(
+    path: str | os.PathLike, tag_overrides: dict[str, str] | None = None, *, workers: int | None = None
+) -> dict[str, Run]:
+    """Read every run of a logdir once. See `Logdir` for incremental reads and the arguments."""
+    return Logdir(path, tag_overrides, workers=workers).refresh()

@@ -73,6 +73,7 @@ SIGNAL_PATTERNS: dict[str, tuple[str, ...]] = {
         r"acc(?:uracy)?/val(?:id|idation)?",
         r"validation/(?:epoch_|batch_)?acc(?:uracy)?",
         r"test_acc(?:uracy)?",
+        r"acc(?:uracy)?/test",
     ),
 }
 
@@ -88,7 +89,7 @@ _LR_PATTERNS: tuple[str, ...] = (
 )
 _COMPILED = {s: [re.compile(p + r"\Z", re.IGNORECASE) for p in pats] for s, pats in SIGNAL_PATTERNS.items()}
 _LR_COMPILED = [re.compile(p + r"\Z", re.IGNORECASE) for p in _LR_PATTERNS]
-_LR_OPT = re.compile(r"lr-(?P<opt>[A-Za-z_]+)", re.IGNORECASE)
+_LR_OPT = re.compile(r"lr-(?P<opt>[A-Za-z_]+?)(?:-\d+)?(?:/pg\d+)?(?:_step|_epoch)?\Z", re.IGNORECASE)
 
 
 def map_signals(tags: Iterable[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,0 +1,78 @@
+"""``slow_decrease``: the loss is going down, but slowly and smoothly -- the LR is too low.
+
+Two shapes: the loss barely moved at all while the run was calm (no loss or gradient-norm
+spikes: the model simply did not move much), or it made moderate progress and is still falling
+steadily at the end (far from a plateau).
+"""
+
+from __future__ import annotations
+
+import math
+
+from lrdoctor.analyzers.detectors._fixes import raise_lr
+from lrdoctor.analyzers.detectors.context import DetectorContext
+from lrdoctor.analyzers.detectors.stuck_at_chance import TURBULENT_GRAD_RATIO, is_loss_spike
+from lrdoctor.analyzers.findings import Finding, Severity
+from lrdoctor.analyzers.run import Run
+from lrdoctor.analyzers.stats import fmt, loss_profile
+
+BARELY_MOVED_PROGRESS = 0.1  # progress below this in a calm run: the model barely moved
+SLOW_PROGRESS = 0.5  # progress below this while still falling: slow
+STILL_FALLING_TREND = -0.6  # rank trend of the last half's block medians at or below this: falling
+
+
+def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> list[Finding]:
+    """Find a loss that decreases too slowly.
+
+    Statistics (`stats.loss_profile`): ``progress`` = (init - end) / init; ``late_trend`` =
+    Spearman trend of the last half's block medians; turbulence as in `stuck_at_chance`.
+    Fires (WARNING) on a calm run with progress < ``BARELY_MOVED_PROGRESS``, or with progress
+    < ``SLOW_PROGRESS`` and late_trend <= ``STILL_FALLING_TREND``.
+
+    Args:
+        run: the run to examine.
+        context: unused.
+
+    Returns:
+        At most one WARNING. Evidence: ``progress_ratio``, ``late_trend_rank``, ``peak_ratio``.
+
+    Example:
+        SGD at LR 0.001 on a CNN: 2.303 -> 2.29 over 300 steps, no spikes.
+    """
+    p = loss_profile(run)
+    if p is None or p.progress >= SLOW_PROGRESS:
+        return []
+    grad_ratio = p.grad_spike_ratio if math.isfinite(p.grad_spike_ratio) else 0.0
+    if (
+        is_loss_spike(p)
+        or p.late_trend > -STILL_FALLING_TREND
+        or (p.progress < BARELY_MOVED_PROGRESS and grad_ratio >= TURBULENT_GRAD_RATIO)
+    ):
+        return []
+    evidence = {"progress_ratio": p.progress, "late_trend_rank": p.late_trend, "peak_ratio": p.peak_ratio}
+    if p.progress < BARELY_MOVED_PROGRESS:
+        what = (
+            f"The loss barely moved: {fmt(p.init)} -> {fmt(p.end)} ({fmt(p.progress * 100)}% lower) "
+            f"over {int(p.steps[-1] - p.steps[0])} steps, with no spikes in the loss or gradient norm."
+        )
+    elif p.late_trend <= STILL_FALLING_TREND:
+        what = (
+            f"The loss fell only {fmt(p.progress * 100)}% ({fmt(p.init)} -> {fmt(p.end)}) and is still "
+            f"falling steadily at the end (rank trend {fmt(p.late_trend)} over the last half): "
+            "far from a plateau."
+        )
+    else:
+        return []
+    message = what + " Small, safe steps: the LR is too low, the run underfits and wastes compute."
+    step = p.step_at_fraction(0.5)
+    return [
+        Finding(
+            "slow_decrease",
+            Severity.WARNING,
+            step,
+            (int(p.steps[0]), int(p.steps[-1])),
+            evidence,
+            message,
+            raise_lr(run),
+        )
+    ]

@@ -1,0 +1,96 @@
+"""``stuck_at_chance``: the loss made no progress (accuracy at chance level) while the run was
+turbulent -- loss or gradient-norm spikes show the updates were large, not small.
+
+A flat loss alone does not say which way the LR is off: a tiny LR also leaves the loss flat (that
+is `slow_decrease`). What tells them apart is turbulence: with a tiny LR the model barely moves,
+so the loss never jumps above its start and the gradient norm stays steady; with an LR too high
+the first updates throw the model off (loss spike, gradient-norm spike) and it settles at the
+loss of a constant guess (ln(num_classes) for cross-entropy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from lrdoctor.analyzers.detectors._fixes import lower_lr
+from lrdoctor.analyzers.detectors.context import DetectorContext, num_classes
+from lrdoctor.analyzers.findings import Finding, Severity
+from lrdoctor.analyzers.run import Run
+from lrdoctor.analyzers.stats import END_FRACTION, LossProfile, fmt, loss_profile, signal_curve
+
+STUCK_PROGRESS = 0.1  # progress (fraction of the initial loss removed) below which the loss is stuck
+TURBULENT_PEAK_RATIO = 1.4  # a loss point this many times the initial loss: turbulent
+TURBULENT_PEAK_SIGMAS = 5.0  # ... and this many robust sigmas of minibatch noise above it
+TURBULENT_GRAD_RATIO = 4.0  # a grad-norm point this many times its median: turbulent
+CHANCE_ACCURACY_RATIO = 1.5  # end accuracy below this x 1/num_classes: at chance
+
+
+def is_loss_spike(p: LossProfile) -> bool:
+    """A loss point far above the start both relatively and against the minibatch noise."""
+    return p.peak_ratio >= TURBULENT_PEAK_RATIO and p.peak_sigmas >= TURBULENT_PEAK_SIGMAS
+
+
+def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> list[Finding]:
+    """Find a run stuck near its initial (chance-level) loss with turbulent updates.
+
+    Statistics: ``progress`` < ``STUCK_PROGRESS`` and (a loss spike: ``peak_ratio`` >=
+    ``TURBULENT_PEAK_RATIO`` and ``peak_sigmas`` >= ``TURBULENT_PEAK_SIGMAS``; or grad-norm
+    max/median >= ``TURBULENT_GRAD_RATIO``). Evidence adds the end accuracy and
+    chance level when an accuracy curve and num_classes are known, and ln(num_classes).
+
+    Args:
+        run: the run to examine.
+        context: unused.
+
+    Returns:
+        At most one WARNING. Evidence: ``progress_ratio``, ``peak_ratio``,
+        ``grad_spike_ratio``, ``chance_loss``, ``end_accuracy``, ``chance_accuracy`` (known ones).
+
+    Example:
+        Adam at LR 0.3 on a 10-class CNN: the loss jumps to 100, falls back to 2.30 = ln(10) and
+        stays there; accuracy 0.1.
+    """
+    p = loss_profile(run)
+    if p is None or p.progress >= STUCK_PROGRESS:
+        return []
+    grad_ratio = p.grad_spike_ratio if math.isfinite(p.grad_spike_ratio) else 0.0
+    loss_spike = is_loss_spike(p)
+    if not loss_spike and grad_ratio < TURBULENT_GRAD_RATIO:
+        return []
+    evidence = {"progress_ratio": p.progress, "peak_ratio": p.peak_ratio, "grad_spike_ratio": grad_ratio}
+    facts = []
+    k = num_classes(run)
+    if k:
+        evidence["chance_loss"] = math.log(k)
+        facts.append(f"ln({k}) = {fmt(math.log(k))} is the loss of a uniform guess")
+        acc = signal_curve(run, "accuracy").finite_prefix().values
+        if len(acc) >= 3:
+            end_acc = float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
+            evidence["end_accuracy"] = end_acc
+            evidence["chance_accuracy"] = 1.0 / k
+            if end_acc < CHANCE_ACCURACY_RATIO / k:
+                facts.append(f"accuracy ends at {fmt(end_acc)}, chance is {fmt(1.0 / k)}")
+    turb = []
+    if loss_spike:
+        turb.append(f"the loss jumped to {fmt(p.peak_ratio)}x its start at step {p.peak_step}")
+    if grad_ratio >= TURBULENT_GRAD_RATIO:
+        turb.append(f"the gradient norm spiked to {fmt(grad_ratio)}x its median")
+    step = p.step_at_fraction(0.5)
+    message = (
+        f"The loss is stuck near its initial value: {fmt(p.init)} -> {fmt(p.end)} "
+        f"({fmt(p.progress * 100)}% progress)" + (f" ({'; '.join(facts)})" if facts else "") + ". "
+        f"The updates were not small: {' and '.join(turb)}. An LR too high throws the model "
+        "into a state where it predicts a constant (dead units, saturated outputs) and cannot learn."
+    )
+    return [
+        Finding(
+            "stuck_at_chance",
+            Severity.WARNING,
+            step,
+            (int(p.steps[0]), int(p.steps[-1])),
+            evidence,
+            message,
+            lower_lr(run),
+        )
+    ]

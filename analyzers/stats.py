@@ -1,0 +1,253 @@
+"""Shared signal helpers for the detectors: step collapsing, block statistics, trends.
+
+Every helper is NaN-aware where it says so, never mutates its input, and runs in time linear in
+the number of points (block statistics use a fixed number of blocks or a fixed window, so the
+per-point cost does not grow with the run's length).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from lrdoctor.analyzers.run import Run, Series
+from scipy import ndimage, stats
+
+MIN_POINTS = 30  # finite loss points (one per step, see `collapse`) below which no shape is judged
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """One signal with one value per step (repeated steps averaged), ready for statistics.
+
+    Attributes:
+        steps: int64, strictly increasing -- except when a writer logged many points at few
+            steps (per-batch values against the epoch): then every point is kept, in order.
+        values: float64, mean of the points logged at each step (non-finite if any point was).
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def finite_prefix(self) -> Curve:
+        """The curve up to (not including) its first non-finite value."""
+        k = first_nonfinite(self.values)
+        return self if k is None else Curve(self.steps[:k], self.values[:k])
+
+
+def collapse(series: Series | None) -> Curve:
+    """One value per step: the mean of the points logged at that step (NaN propagates).
+
+    Args:
+        series: a reader `Series` (steps non-decreasing, may repeat), or None.
+
+    Returns:
+        A `Curve`; empty when ``series`` is None or empty.
+    """
+    if series is None or len(series) == 0:
+        return Curve(np.zeros(0, np.int64), np.zeros(0, np.float64))
+    steps, values = np.asarray(series.steps), np.asarray(series.values, dtype=np.float64)
+    starts = np.flatnonzero(np.r_[True, steps[1:] != steps[:-1]])
+    if len(starts) == len(steps) or len(starts) < MIN_POINTS <= len(steps):
+        # Too few distinct steps to judge a shape: keep the points (the order is the time).
+        return Curve(steps.copy(), values.copy())
+    counts = np.diff(np.r_[starts, len(steps)])
+    return Curve(steps[starts].copy(), np.add.reduceat(values, starts) / counts)
+
+
+def signal_curve(run: Run, name: str) -> Curve:
+    """`collapse` of ``run.signal(name)``."""
+    return collapse(run.signal(name))
+
+
+def cut_run(run: Run, last_step: int) -> Run:
+    """The run as it was when ``last_step`` had just been logged (every series cut there).
+
+    The arrays are views, so this costs no copy of the data.
+    """
+    scalars = {}
+    for tag, s in run.scalars.items():
+        k = int(np.searchsorted(s.steps, last_step, side="right"))
+        scalars[tag] = Series(s.tag, s.steps[:k], s.values[:k], s.wall_times[:k])
+    return dataclasses.replace(run, scalars=scalars)
+
+
+def first_nonfinite(values: np.ndarray) -> int | None:
+    """Index of the first NaN/inf in ``values``, or None."""
+    bad = ~np.isfinite(values)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def block_stat(values: np.ndarray, n_blocks: int, how: str = "median") -> tuple[np.ndarray, np.ndarray]:
+    """Split ``values`` into ``n_blocks`` near-equal consecutive blocks and reduce each.
+
+    Args:
+        values: finite float array.
+        n_blocks: number of blocks (fewer if there are fewer points).
+        how: "median", "mean", "std" or "min".
+
+    Returns:
+        (centers, stats): the index of each block's middle point (float) and its statistic.
+    """
+    n = len(values)
+    n_blocks = max(1, min(n_blocks, n))
+    edges = np.linspace(0, n, n_blocks + 1).astype(np.int64)
+    reduce = {"median": np.median, "mean": np.mean, "std": np.std, "min": np.min}[how]
+    pairs = zip(edges[:-1], edges[1:], strict=True)
+    out = np.array([reduce(values[a:b]) for a, b in pairs], dtype=np.float64)
+    return (edges[:-1] + edges[1:] - 1) / 2.0, out
+
+
+def rolling_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Centered rolling median over ``window`` points (edges use the nearest value).
+
+    Linear in len(values) for a fixed window; the window is clipped to the data length.
+    """
+    if len(values) == 0:
+        return values.astype(np.float64)
+    window = max(1, min(int(window), len(values)))
+    return ndimage.median_filter(values.astype(np.float64), size=window, mode="nearest")
+
+
+def trailing_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median of the ``window`` points *before* each point (NaN for the first ``window`` points)."""
+    out = np.full(len(values), np.nan)
+    if len(values) <= window:
+        return out
+    centered = ndimage.median_filter(values.astype(np.float64), size=window, mode="nearest")
+    # The centered median at i covers [i - w//2, i + w - 1 - w//2]; shift so it ends at i - 1.
+    shift = window - window // 2
+    out[window:] = centered[window - shift : len(values) - shift]
+    return out
+
+
+def robust_scale(values: np.ndarray) -> float:
+    """Median absolute deviation scaled to a normal sigma (1.4826 x MAD); 0 for < 2 points."""
+    if len(values) < 2:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def rank_trend(values: np.ndarray) -> float:
+    """Spearman rank correlation of ``values`` with their index (-1: always falling, +1: rising)."""
+    if len(values) < 3 or np.all(values == values[0]):
+        return 0.0
+    rho = stats.spearmanr(np.arange(len(values)), values).statistic
+    return float(rho) if np.isfinite(rho) else 0.0
+
+
+def fmt(x: float) -> str:
+    """A number for a message: 3 significant digits, no trailing zeros ("0.03", "1.2e-05")."""
+    if x is None or not np.isfinite(x):
+        return str(x)
+    return f"{x:.3g}"
+
+
+# --- The loss profile: the handful of scale-free figures the loss-shape detectors share. ---
+
+END_FRACTION = 0.1  # the "end level" is the median of this last fraction of the finite loss
+INIT_POINTS = 5  # initial level: median of the first INIT_POINTS points (minibatch noise) ...
+INIT_SPREAD_RATIO = 1.5  # ... unless they spread more than this (max/min): a blow-up, use the first
+NOISE_WINDOW_POINTS = 9  # rolling-median window (points) the minibatch noise is measured around
+
+
+@dataclass(frozen=True, slots=True)
+class LossProfile:
+    """Scale-free figures of a run's finite training loss (see `loss_profile`).
+
+    Attributes:
+        steps, values: the finite loss, one value per step (up to the first non-finite value).
+        init: initial level (loss units): median of the first 5 points, or the first point
+            alone when they spread over 1.5x (a blow-up on the first updates).
+        end: median of the last `END_FRACTION` of points (loss units).
+        progress: (init - end) / init; 1 = loss driven to 0, 0 = no progress, < 0 = worse.
+        peak_ratio: highest single loss point in the first half over ``init``.
+        peak_sigmas: that point's height above ``init`` in robust sigmas of the first half's
+            minibatch noise (spread around a 9-point rolling median); inf if there is no noise.
+        peak_step: the step of that point.
+        max_ratio: highest loss point of the whole run over ``init``.
+        min_level: lowest block median (40 blocks) of the loss (loss units).
+        late_trend: Spearman rank trend of the last half's 10 block medians (-1: falling).
+        late_noise_ratio: robust scale of the last half's residual around 20 block means,
+            over the achieved decrease (init - end); inf when nothing was gained.
+        grad_spike_ratio: highest grad norm over its median (nan without a grad norm).
+        wander_ratio: sum of the rises between 20 consecutive block medians over the decrease
+            from init to the lowest of them (0 for a monotone fall; >= 1: it climbed back up
+            as much as it ever fell).
+        early_best: lowest of the first 4 of those 20 block medians (the first 20% of the run).
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+    init: float
+    end: float
+    progress: float
+    peak_ratio: float
+    peak_sigmas: float
+    peak_step: int
+    max_ratio: float
+    min_level: float
+    late_trend: float
+    late_noise_ratio: float
+    grad_spike_ratio: float
+    wander_ratio: float
+    early_best: float
+
+    def step_at_fraction(self, frac: float) -> int:
+        """The step at a fraction (0..1) of the finite points."""
+        return int(self.steps[min(len(self.steps) - 1, int(frac * len(self.steps)))])
+
+
+def loss_profile(run: Run) -> LossProfile | None:
+    """The `LossProfile` of ``run``'s training loss, or None with < `MIN_POINTS` finite points.
+
+    Ratios use ``abs(init)`` as the unit, so the profile assumes a loss bounded below by 0
+    (cross-entropy, MSE, ...); the block statistics make it linear in points.
+    """
+    curve = signal_curve(run, "loss").finite_prefix()
+    v = curve.values
+    n = len(v)
+    if n < MIN_POINTS:
+        return None
+    head = v[:INIT_POINTS]
+    calm_start = head.min() > 0 and head.max() <= INIT_SPREAD_RATIO * head.min()
+    init = float(np.median(head)) if calm_start else float(v[0])
+    unit = abs(init) if init != 0 else 1.0
+    end = float(np.median(v[-max(3, int(n * END_FRACTION)) :]))
+    first_half = v[: max(2, n // 2)]
+    k = int(np.argmax(first_half))
+    early_noise = robust_scale(first_half - rolling_median(first_half, NOISE_WINDOW_POINTS))
+    _, blocks = block_stat(v, 40)
+    half = v[n // 2 :]
+    _, late_blocks = block_stat(half, 10)
+    edges = np.linspace(0, len(half), 21).astype(np.int64)
+    _, means = block_stat(half, 20, "mean")
+    resid = half - np.repeat(means, np.diff(edges)) if len(half) >= 20 else half - np.mean(half)
+    gained = init - end
+    noise = robust_scale(resid)
+    _, b20 = block_stat(v, 20)
+    fall = init - float(b20.min())
+    rises = float(np.clip(np.diff(b20), 0, None).sum())
+    grad = signal_curve(run, "grad_norm").finite_prefix().values
+    gmed = float(np.median(grad)) if len(grad) else float("nan")
+    return LossProfile(
+        steps=curve.steps,
+        values=v,
+        init=init,
+        end=end,
+        progress=gained / unit,
+        peak_ratio=float(first_half[k]) / unit,
+        peak_sigmas=(float(first_half[k]) - init) / early_noise if early_noise > 0 else float("inf"),
+        peak_step=int(curve.steps[k]),
+        max_ratio=float(v.max()) / unit,
+        min_level=float(blocks.min()),
+        late_trend=rank_trend(late_blocks),
+        late_noise_ratio=noise / gained if gained > 0 else float("inf"),
+        grad_spike_ratio=float(grad.max()) / gmed if len(grad) and gmed > 0 else float("nan"),
+        wander_ratio=rises / fall if fall > 0 else float("inf"),
+        early_best=float(b20[:4].min()),
+    )

@@ -1,0 +1,149 @@
+"""Collector overhead: training steps per second with and without it, interleaved in one run.
+
+Two identical copies of each model train on the same batches; one copy's optimizer is hooked by
+a `Collector` logging every step (loss, gradient norm, LR, accuracy). Short blocks of steps
+alternate between the two copies, so both see the same machine load. On CPU the time is the
+process's CPU time (training thread plus our writer thread), which other processes on a shared
+machine disturb much less than wall time. Overhead = total time with / total time without - 1,
+in percent (the median and quartiles of the per-block ratios show the noise). Target: <= 2 %.
+
+Usage::
+
+    python benchmarks/bench_collector.py                  # CPU, one thread
+    python benchmarks/bench_collector.py --device cuda    # also checks: no per-step sync
+
+With ``--device cuda`` the timed loop runs under ``torch.cuda.set_sync_debug_mode("error")``:
+any host-device synchronization inside a step (ours or the loop's) raises. Flushes every
+``--flush-every`` steps (which copy to the host asynchronously) are part of the timed loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+from lrdoctor.collectors import Collector
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks on 3x32x32 images (CIFAR-sized), 10 classes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        )  # fmt: skip
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+class SmallLSTM(nn.Module):
+    """One LSTM layer (hidden 128) over 32 steps of 32 features, classifying the sequence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(32, 128, batch_first=True)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def make_step(model: nn.Module, opt: torch.optim.Optimizer, col: Collector | None) -> Callable:
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = nn.functional.cross_entropy(out, y)
+        loss.backward()
+        opt.step()
+        accuracy = (out.argmax(1) == y).float().mean()  # both sides: the user's loop computes it
+        if col is not None:
+            col.step(loss, accuracy=accuracy)
+
+    return step
+
+
+def bench(
+    name: str, model: nn.Module, shape: tuple[int, ...], args: argparse.Namespace, logdir: str
+) -> float:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    plain = model.to(device)
+    logged = copy.deepcopy(plain)
+    opt_plain = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9)
+    opt_logged = torch.optim.SGD(logged.parameters(), lr=0.01, momentum=0.9)
+    batches = [
+        (torch.randn(shape, device=device), torch.randint(0, 10, (shape[0],), device=device))
+        for _ in range(16)
+    ]
+    col = Collector(f"{logdir}/{name}", model=logged, optimizer=opt_logged, batch_size=shape[0],
+                    flush_every=args.flush_every)  # fmt: skip
+    sides = {"without": make_step(plain, opt_plain, None), "with": make_step(logged, opt_logged, col)}
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    for side in sides.values():  # warm-up (allocations, first flush)
+        for i in range(args.block):
+            side(*batches[i % len(batches)])
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    # CPU: process CPU time (this process's threads, the writer included) is far less sensitive to
+    # other processes on a shared machine than wall time. CUDA: wall time (the work is on the GPU).
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
+    for r in range(args.rounds):
+        order = ("without", "with") if r % 2 == 0 else ("with", "without")
+        for key in order:
+            step = sides[key]
+            sync()
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("error")
+            t0 = clock()
+            for i in range(args.block):
+                step(*batches[(r * args.block + i) % len(batches)])
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode(0)
+            sync()
+            times[key].append(clock() - t0)
+    col.close()
+    steps = args.rounds * args.block
+    t_without, t_with = sum(times["without"]) / steps, sum(times["with"]) / steps
+    overhead = 100 * (t_with / t_without - 1)
+    ratios = sorted(w / wo for w, wo in zip(times["with"], times["without"], strict=True))
+    q1, q3 = (100 * (ratios[int(q * (len(ratios) - 1))] - 1) for q in (0.25, 0.75))
+    print(
+        f"{name:5s} {args.device}: without {1 / t_without:7.1f} steps/s ({1e3 * t_without:.3f} ms/step), "
+        f"with {1 / t_with:7.1f} steps/s ({1e3 * t_with:.3f} ms/step), overhead {overhead:+.2f} % "
+        f"(paired blocks: median {100 * (statistics.median(ratios) - 1):+.2f} %, IQR {q1:+.1f}..{q3:+.1f} %; "
+        f"{args.rounds} x {args.block} steps per side, logging every step)"
+    )
+    return overhead
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--rounds", type=int, default=200, help="blocks per side")
+    parser.add_argument("--block", type=int, default=5, help="steps per block")
+    parser.add_argument("--flush-every", type=int, default=100, help="Collector flush interval, steps")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as logdir:
+        results = {
+            "cnn": bench("cnn", SmallCNN(), (32, 3, 32, 32), args, logdir),
+            "lstm": bench("lstm", SmallLSTM(), (32, 32, 32), args, logdir),
+        }
+    worst = max(results.values())
+    print(f"worst overhead {worst:+.2f} % (target <= 2 %): {'OK' if worst <= 2 else 'ABOVE TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""batch_lr_scaling: linear rule against a healthy sibling with another batch size."""
+
+import curves
+import numpy as np
+from lrdoctor.analyzers.detectors import DetectorContext, detect_batch_lr_scaling
+from lrdoctor.analyzers.findings import Severity, Verdict
+
+
+def run(name, batch, lr):
+    return curves.make_run(
+        name,
+        loss=curves.decay(),
+        lr=np.full(300, lr),
+        hparams={"batch_size": batch, "optimizer": "SGD", "model_kind": "cnn"},
+    )
+
+
+def test_unscaled_lr_against_healthy_reference():
+    base, big = run("batch_32", 32, 0.01), run("batch_256_unscaled", 256, 0.01)
+    ctx = DetectorContext(
+        peers=(base,), peer_verdicts={"batch_32": Verdict.HEALTHY, "batch_256_unscaled": Verdict.LR_TOO_LOW}
+    )
+    (f,) = detect_batch_lr_scaling(big, ctx)
+    assert f.severity is Severity.WARNING
+    assert f.fix == "with batch 256 the linear rule gives LR 0.08 from the batch-32 run's 0.01"
+    assert f.evidence["rule_lr"] == 0.08
+
+
+def test_scaled_lr_or_no_healthy_reference_is_quiet():
+    base, big = run("a", 32, 0.01), run("b", 256, 0.08)
+    ok = DetectorContext(peers=(base,), peer_verdicts={"a": Verdict.HEALTHY, "b": Verdict.HEALTHY})
+    assert detect_batch_lr_scaling(big, ok) == []
+    bad_ref = DetectorContext(peers=(base,), peer_verdicts={"a": Verdict.LR_TOO_HIGH})
+    assert detect_batch_lr_scaling(run("b", 256, 0.01), bad_ref) == []
+    assert detect_batch_lr_scaling(big, None) == []
+
+
+def test_other_folder_or_optimizer_is_not_a_reference():
+    base = run("x/a", 32, 0.01)
+    other = curves.make_run(
+        "y/b",
+        loss=curves.decay(),
+        lr=np.full(300, 0.01),
+        hparams={"batch_size": 256, "optimizer": "SGD", "model_kind": "cnn"},
+    )
+    ctx = DetectorContext(peers=(base,), peer_verdicts={"x/a": Verdict.HEALTHY})
+    assert detect_batch_lr_scaling(other, ctx) == []

@@ -1,0 +1,42 @@
+"""loss_diverging: blow-up above the start, rebound from the minimum, spike never recovered."""
+
+import curves
+import numpy as np
+from lrdoctor.analyzers.detectors import detect_loss_diverging
+from lrdoctor.analyzers.findings import Severity
+
+
+def test_exponential_blow_up_is_error_near_onset():
+    (f,) = detect_loss_diverging(curves.make_run(loss=curves.diverging(start=150), lr=np.full(300, 0.3)))
+    assert f.severity is Severity.ERROR
+    assert 140 <= f.step <= 160  # where the climb began
+    assert "from 0.3 to 0.03-0.1" in f.fix
+
+
+def test_blow_up_right_after_lr_rise_names_that_lr():
+    lr = np.where(np.arange(300) < 200, 0.01, 0.2)
+    loss = curves.decay()
+    loss[200:] = loss[200] * np.exp(0.05 * np.arange(100))
+    (f,) = detect_loss_diverging(curves.make_run(loss=loss, lr=lr))
+    assert "broke at LR 0.2" in f.message
+    assert f.evidence["lr_at_onset"] == 0.2
+
+
+def test_spike_without_recovery_is_warning():
+    (f,) = detect_loss_diverging(curves.make_run(loss=curves.stuck()))
+    assert f.severity is Severity.WARNING and f.step == 2
+
+
+def test_quiet_on_healthy_noise_and_schedules():
+    for seed in range(5):
+        loss = curves.noisy(curves.decay(), 0.3, seed)
+        assert detect_loss_diverging(curves.make_run(loss=loss)) == []
+    warm = curves.noisy(curves.decay(), 0.1)
+    lr = np.minimum(1.0, (np.arange(300) + 1) / 30) * 0.1
+    assert detect_loss_diverging(curves.make_run(loss=warm, lr=lr)) == []
+
+
+def test_short_and_empty():
+    assert detect_loss_diverging(curves.make_run(loss=curves.diverging()[:20])) == []
+    assert detect_loss_diverging(curves.make_run(loss=np.zeros(0))) == []
+    assert detect_loss_diverging(curves.make_run(grad_norm=np.ones(100))) == []

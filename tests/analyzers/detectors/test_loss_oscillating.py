@@ -1,0 +1,30 @@
+"""loss_oscillating: swings as large as the achieved decrease, vs ordinary minibatch noise."""
+
+import curves
+import numpy as np
+from lrdoctor.analyzers.detectors import detect_loss_oscillating
+from lrdoctor.analyzers.findings import Severity
+
+
+def test_large_swings_without_trend_fire():
+    (f,) = detect_loss_oscillating(curves.make_run(loss=curves.oscillating(), lr=np.full(300, 0.5)))
+    assert f.severity is Severity.WARNING and f.step == 150
+    assert f.evidence["noise_over_gain_ratio"] >= 0.5
+    assert "from 0.5 to 0.05-0.167" in f.fix
+
+
+def test_quiet_on_heavy_minibatch_noise():
+    for seed in range(5):
+        loss = curves.noisy(curves.decay(), 0.5, seed)  # +-50% per step, yet a clear decrease
+        assert detect_loss_oscillating(curves.make_run(loss=loss)) == []
+
+
+def test_quiet_on_step_decay_drop():
+    loss = curves.decay(300, rate=4)
+    loss[200:] *= 0.5
+    assert detect_loss_oscillating(curves.make_run(loss=curves.noisy(loss, 0.05))) == []
+
+
+def test_empty_and_all_nan():
+    assert detect_loss_oscillating(curves.make_run(loss=np.zeros(0))) == []
+    assert detect_loss_oscillating(curves.make_run(loss=np.full(100, np.nan))) == []

@@ -1,0 +1,56 @@
+"""The package installs as `lrdoctor.*` only, from a wheel as well as editable."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (whl,) = out.glob("lrdoctor-*.whl")
+    return whl
+
+
+def test_wheel_holds_only_the_lrdoctor_namespace(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.startswith("lrdoctor-")}
+    assert top == {"lrdoctor"}
+    for module in ("cli.py", "__main__.py", "analyzers/logdir.py", "collectors/__init__.py", "dashboard/app.py"):
+        assert f"lrdoctor/{module}" in names
+    assert not any(n.startswith("lrdoctor/tests/") or n.startswith("lrdoctor/benchmarks/") for n in names)
+
+
+def test_wheel_installs_and_runs(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import lrdoctor, lrdoctor.analyzers, lrdoctor.dashboard, lrdoctor.cli; "
+        "print(lrdoctor.analyzers.__file__)"
+    )
+    # Run from tmp_path so the checkout is not on sys.path: the installed copy must stand alone.
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(target))
+
+
+def test_python_dash_m_is_the_cli():
+    done = subprocess.run([sys.executable, "-m", "lrdoctor", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "serve" in done.stdout and "audit" in done.stdout and "report" in done.stdout
