@@ -63,23 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="open the dashboard on a logdir (live: new runs appear as written)")
     _add_logdir_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
-                   "use 0.0.0.0 to serve to others)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; use 0.0.0.0 to serve to others)",
+    )
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
-    p.add_argument("--refresh", type=float, default=10.0, metavar="SECONDS",
-                   help="how often to re-read the logdir for new data (default 10)")
+    p.add_argument(
+        "--refresh",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often to re-read the logdir for new data (default 10)",
+    )
 
     p = sub.add_parser("audit", help="print a verdict, top finding and fix for every run")
     _add_logdir_args(p)
     p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format")
-    p.add_argument("--fail-on", default="", metavar="CODES",
-                   help="comma-separated finding codes or verdicts; exit 1 if any run matches")
+    p.add_argument(
+        "--fail-on",
+        default="",
+        metavar="CODES",
+        help="comma-separated finding codes or verdicts; exit 1 if any run matches",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
     p = sub.add_parser("report", help="write the audit as one self-contained HTML (or Markdown) file")
     _add_logdir_args(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="output file; .md writes Markdown, anything else HTML")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="output file; .md writes Markdown, anything else HTML",
+    )
     return parser
 
 
@@ -101,7 +118,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     fail_on = [c.strip() for c in args.fail_on.split(",") if c.strip()]
     unknown = result.unknown_codes(fail_on)
     if unknown:
-        raise CliError(f"--fail-on: unknown code(s) {', '.join(unknown)}; known: {', '.join(result.known_codes())}")
+        raise CliError(
+            f"--fail-on: unknown code(s) {', '.join(unknown)}; known: {', '.join(result.known_codes())}"
+        )
     if args.format == "json":
         _write(json.dumps(result.to_json(), indent=2, allow_nan=False), args.output)
     elif args.format == "markdown":
@@ -132,8 +151,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be 1-65535, got {args.port}")
     if args.refresh <= 0:
         raise CliError(f"--refresh must be > 0 seconds, got {args.refresh}")
-    serve(args.logdir, host=args.host, port=args.port, refresh_s=args.refresh,
-          tag_overrides=_tag_overrides(args.tag))
+    serve(
+        args.logdir,
+        host=args.host,
+        port=args.port,
+        refresh_s=args.refresh,
+        tag_overrides=_tag_overrides(args.tag),
+    )
     return 0
 
 

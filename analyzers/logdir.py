@@ -342,10 +342,11 @@ class _RunDir:
         return has_hp and len(self.scalar_tags()) <= 1
 
 
-def _read_all(files: list[_FileState], workers: int) -> None:
+def _read_all(files: list[_FileState], workers: int | None) -> None:
     """Read the new bytes of ``files``, in parallel processes when it is worth it and safe."""
     jobs = [(f.path, f.offset, f.plugins) for f in files]
     results = None
+    workers = _idle_cpus() if workers is None else workers
     if _parallel_ok(files, workers):
         try:
             results = _read_parallel(jobs, min(workers, len(files)))
@@ -366,6 +367,19 @@ def _return_free_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass  # not glibc: nothing to do
+
+
+def _idle_cpus() -> int:
+    """CPUs free for worker processes: this process's own plus those the load average leaves idle.
+
+    On a machine busy with other jobs, extra processes only add start-up and copying costs.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cpus, int(cpus - busy + 1)))
 
 
 def _parallel_ok(files: list[_FileState], workers: int) -> bool:
@@ -399,7 +413,8 @@ class Logdir:
     Args:
         path: the logdir.
         tag_overrides: ``{signal: tag}`` user choices, e.g. ``{"loss": "my/custom_loss"}``.
-        workers: processes reading files at once (None: one per CPU; 1: never in parallel).
+        workers: processes reading files at once. None: one per idle CPU (by the load
+            average); 1: never in parallel.
             Parallel reads are used only when there are at least `PARALLEL_MIN_BYTES` to read.
 
     Raises:
@@ -419,7 +434,7 @@ class Logdir:
         if not os.path.isdir(self.path):
             raise LogdirError(f"{self.path}: not a directory")
         self.tag_overrides = dict(tag_overrides or {})
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.workers = workers
         self._dirs: dict[str, _RunDir] = {}  # by path relative to the logdir
         self._cached: dict[tuple[str, tuple[str, ...]], Run] = {}
         self.warnings: list[str] = []  # problems outside any run (unreadable folders)

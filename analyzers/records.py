@@ -90,36 +90,32 @@ class Buffer:
 
     Args:
         data: the bytes; copied once into an 8-byte-aligned, zero-padded array.
+        capacity: room for this many bytes (default: ``len(data)``), for `read`.
 
     Attributes:
         size: number of real bytes (without the padding).
         u8: the bytes as a uint8 array (padded with `PAD_BYTES` zeros or more).
-        raw: the same memory as a ``bytearray``-compatible buffer for `struct` and slicing.
+        raw: the same memory as a memoryview, for `struct` and slicing.
     """
 
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self.size = len(data)
-        words = (self.size + PAD_BYTES + 7) // 8
-        self._w64 = np.zeros(words, dtype="<u8")
+    def __init__(self, data: bytes | bytearray | memoryview = b"", *, capacity: int | None = None) -> None:
+        capacity = len(data) if capacity is None else max(capacity, len(data))
+        self._w64 = np.zeros((capacity + PAD_BYTES + 7) // 8, dtype="<u8")
         self.u8 = self._w64.view(np.uint8)
-        self.u8[: self.size] = np.frombuffer(data, dtype=np.uint8)
         self.raw = memoryview(self.u8)
+        self.size = len(data)
+        self.u8[: self.size] = np.frombuffer(data, dtype=np.uint8)
 
     @classmethod
     def read(cls, f: BinaryIO, nbytes: int) -> Buffer:
         """Read up to ``nbytes`` from ``f`` straight into a new buffer (fewer if the file is shorter)."""
-        buf = cls(b"")
-        nbytes = max(nbytes, 0)
-        buf._w64 = np.zeros((nbytes + PAD_BYTES + 7) // 8, dtype="<u8")
-        buf.u8 = buf._w64.view(np.uint8)
-        buf.raw = memoryview(buf.u8)
-        got, view = 0, buf.raw[:nbytes]
-        while got < nbytes:
-            k = f.readinto(view[got:])
+        buf = cls(capacity=max(nbytes, 0))
+        view = buf.raw[: max(nbytes, 0)]
+        while buf.size < len(view):
+            k = f.readinto(view[buf.size :])
             if not k:
                 break
-            got += k
-        buf.size = got
+            buf.size += k
         return buf
 
     def bytes_at(self, start: int, length: int) -> bytes:

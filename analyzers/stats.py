@@ -8,12 +8,14 @@ per-point cost does not grow with the run's length).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from lrdoctor.analyzers.run import Run, Series
 from scipy import ndimage, stats
 
+PROFILE_CACHE_RUNS = 64  # loss profiles kept (one per run object)
 MIN_POINTS = 30  # finite loss points (one per step, see `collapse`) below which no shape is judged
 
 
@@ -161,8 +163,8 @@ class LossProfile:
 
     Attributes:
         steps, values: the finite loss, one value per step (up to the first non-finite value).
-        init: initial level (loss units): median of the first 5 points, or the first point
-            alone when they spread over 1.5x (a blow-up on the first updates).
+        init: initial level (loss units): the larger of the first point and the median of the
+            first 5, or the first point alone when those spread over 1.5x (a blow-up).
         end: median of the last `END_FRACTION` of points (loss units).
         progress: (init - end) / init; 1 = loss driven to 0, 0 = no progress, < 0 = worse.
         peak_ratio: highest single loss point in the first half over ``init``.
@@ -202,11 +204,14 @@ class LossProfile:
         return int(self.steps[min(len(self.steps) - 1, int(frac * len(self.steps)))])
 
 
+@functools.lru_cache(maxsize=PROFILE_CACHE_RUNS)
 def loss_profile(run: Run) -> LossProfile | None:
     """The `LossProfile` of ``run``'s training loss, or None with < `MIN_POINTS` finite points.
 
     Ratios use ``abs(init)`` as the unit, so the profile assumes a loss bounded below by 0
-    (cross-entropy, MSE, ...); the block statistics make it linear in points.
+    (cross-entropy, MSE, ...); the block statistics make it linear in points. Several detectors
+    use it, so the last `PROFILE_CACHE_RUNS` results are cached (runs are immutable and hash by
+    identity).
     """
     curve = signal_curve(run, "loss").finite_prefix()
     v = curve.values
@@ -215,7 +220,9 @@ def loss_profile(run: Run) -> LossProfile | None:
         return None
     head = v[:INIT_POINTS]
     calm_start = head.min() > 0 and head.max() <= INIT_SPREAD_RATIO * head.min()
-    init = float(np.median(head)) if calm_start else float(v[0])
+    # Noise may make the first point low (use the median), a fast first drop makes the median
+    # low (keep the first point): the larger of the two, unless the start is a blow-up.
+    init = max(float(v[0]), float(np.median(head))) if calm_start else float(v[0])
     unit = abs(init) if init != 0 else 1.0
     end = float(np.median(v[-max(3, int(n * END_FRACTION)) :]))
     first_half = v[: max(2, n // 2)]

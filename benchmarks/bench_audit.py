@@ -19,6 +19,7 @@ import sys
 import time
 
 from lrdoctor.analyzers import Run, Series, audit, read_logdir
+from lrdoctor.analyzers.stats import loss_profile
 
 MAKE_LOGDIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench", "make_logdir.py")
 
@@ -33,9 +34,10 @@ def cut(run: Run, frac: float) -> Run:
 
 
 def best_of(fn, repeat: int) -> float:
-    """Fastest of ``repeat`` timings of ``fn()`` (seconds)."""
+    """Fastest of ``repeat`` timings of ``fn()`` (seconds), each from a cold profile cache."""
     times = []
     for _ in range(repeat):
+        loss_profile.cache_clear()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)

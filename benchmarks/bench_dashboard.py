@@ -10,7 +10,8 @@ Measures (wall clock, this machine):
     ``_dash-update-component`` (polling the header tick as the page does, every 0.2 s here);
   - run page: router + run-page callbacks for sampled runs (median / p95 / max), and the bytes sent;
   - compare page: 5 runs overlaid;
-  - a refresh when nothing changed, and the process's RSS at the end.
+  - a refresh when nothing changed, and the process's RSS at the end;
+  - with --export, the Export HTML button (every run's plots in one file).
 
 Example:
     python benchmarks/bench_dashboard.py                  # 500 x 10,000 (the target)
@@ -82,6 +83,9 @@ def main() -> None:
     ap.add_argument("--tags", type=int, default=4)
     ap.add_argument("--logdir", type=Path, help="use this logdir instead of generating one")
     ap.add_argument("--samples", type=int, default=20, help="run pages to render (default 20)")
+    ap.add_argument(
+        "--export", action="store_true", help="also time the Export HTML button (every run plotted)"
+    )
     args = ap.parse_args()
     logdir = args.logdir or ensure_logdir(
         REPO / f"bench_logdir_{args.runs}x{args.steps}", args.runs, args.steps, args.tags
@@ -148,6 +152,10 @@ def main() -> None:
     t0 = time.perf_counter()
     store.refresh()
     dt_refresh = time.perf_counter() - t0
+    if args.export:
+        _, dt_export, export_bytes = call(
+            s, base, app, "download", {"export-html": 1}, changed=["export-html.n_clicks"]
+        )
     server.shutdown()
 
     n_points = snap.num_points
@@ -158,7 +166,8 @@ def main() -> None:
     print(f"page shell served:            {t_shell:7.2f} s after start")
     print(
         f"overview usable (table data): {t_overview:7.2f} s after start "
-        f"(first read + audit {snap.read_s:.2f} s; table callback {dt_table * 1000:.0f} ms, "
+        f"(first refresh {snap.read_s:.2f} s, of which audit {snap.audit_s:.2f} s; "
+        f"table callback {dt_table * 1000:.0f} ms, "
         f"{len(rows)} rows, {table_bytes / 1e3:,.0f} kB)"
     )
     ms = sorted(x * 1000 for x in page_s)
@@ -169,6 +178,8 @@ def main() -> None:
     )
     print(f"compare page (5 runs):        {dt_compare * 1000:7.0f} ms, {cmp_bytes / 1e3:,.0f} kB")
     print(f"refresh, nothing changed:     {dt_refresh * 1000:7.0f} ms")
+    if args.export:
+        print(f"export HTML (all runs):       {dt_export:7.2f} s, {export_bytes / 1e6:,.1f} MB")
     print(f"RSS at the end:               {proc.memory_info().rss / 1e6:7.0f} MB ({os.cpu_count()} CPUs)")
 
 

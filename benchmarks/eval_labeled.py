@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
 """Score the analyzers' verdicts against the outcome labels of `make_labeled_runs.py`.
 
-Prints, for all runs and per family (``cnn`` sweeps were used to look at the statistics while
-writing the detectors; ``rnn`` sweeps are the held-out check):
+Prints, for all runs and per family (cnn, rnn, mlp). The main set's statistics (all families)
+were looked at while the thresholds were chosen; ``make_labeled_runs.py --set holdout`` makes a
+second set of other configurations and seeds for an unseen check:
 
 - macro-F1 over the three verdicts (healthy, lr_too_high, lr_too_low); a run predicted
   ``inconclusive`` counts as a miss of its label;
 - the confusion matrix (rows: label, columns: verdict);
-- NaN-step exactness: runs whose logged loss/grad norm went non-finite, and how many carry a
-  ``nan_loss`` finding at exactly the first non-finite step;
+- NaN-step exactness: runs whose logged loss (else grad norm) went non-finite, and how many
+  carry a ``nan_loss`` finding at exactly that first non-finite step;
 - the false-alarm rate: healthy-labeled runs given any WARNING or ERROR finding;
 - early warning: for runs that end in NaN or divergence (labeled lr_too_high with final loss at
-  least their initial loss), steps from the first WARNING+ finding to the run's last step.
+  least their initial loss), steps from the first WARNING+ finding to the run's last step (a
+  finding's step is when it became detectable, checked at 16 evenly spaced points of the run).
 
 Ambiguous runs (gap between the thresholds) are not scored.
 
 Example:
     python benchmarks/make_labeled_runs.py bench_labeled && python benchmarks/eval_labeled.py bench_labeled
+    python benchmarks/make_labeled_runs.py bench_labeled_holdout --set holdout
+    python benchmarks/eval_labeled.py bench_labeled_holdout
 """
 
 from __future__ import annotations
@@ -74,6 +78,13 @@ def evaluate(root: str, family: str | None, labels: dict, result, verbose: bool)
         if any(f.code == "nan_loss" and f.step == v["nan_step"] for f in result.reports[n].findings)
     )
     print(f"NaN runs: {len(nan_runs)}, nan_loss at the exact first non-finite step: {exact}/{len(nan_runs)}")
+    before_nan = sorted(
+        v["nan_step"]
+        - min(f.step for f in result.reports[n].findings if f.severity.rank >= Severity.WARNING.rank)
+        for n, v in nan_runs.items()
+    )
+    if before_nan:
+        print(f"  first WARNING+ finding this many steps before the NaN: {before_nan}")
     healthy = [n for n, v in scored.items() if v["label"] == "healthy"]
     alarms = [
         n

@@ -25,9 +25,18 @@ Output: OUT/<sweep>/lr_<lr>/events...; OUT/labels.json =
 while the detectors' thresholds were chosen; evaluate it the same way. labels.json covers the
 sweeps trained in that call (``--sweeps`` narrows it).
 
-Example (190 runs, about 2 minutes on one core; the holdout set about 1 minute):
+``--set fresh`` trains a third set with other *tasks and shapes*, for checking that the verdicts
+generalize: MSE regression on noisy targets (a loss floor far above 0, a loss that starts near
+1), a memory task for GRU/LSTM (recall the first token), deeper CNNs, AdamW, warmup+cosine and
+one-cycle schedules, and two other writers: Lightning-style tags logged every 5 steps
+(``train_loss_step``, ``lr-AdamW``, hparams in the same event file) and Keras-style epoch-level
+logging (``train/`` and ``validation/`` folders, ``epoch_loss`` once per epoch: 40-60 points, no
+grad norm, no hparams). For those, a run's NaN step is the first *logged* non-finite step.
+
+Example (190 runs, about 2 minutes on one core; the holdout set about 1 minute, fresh 3-5):
     python benchmarks/make_labeled_runs.py bench_labeled
     python benchmarks/make_labeled_runs.py bench_labeled_holdout --set holdout
+    python benchmarks/make_labeled_runs.py bench_labeled_fresh --set fresh
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 HEALTHY_GAP = 0.15  # normalized final-loss gap at or below which a run is healthy
 BAD_GAP = 0.35  # gap at or above which a run is clearly worse than the best
@@ -57,18 +67,23 @@ class Sweep:
     """One LR sweep: everything fixed but the learning rate."""
 
     name: str
-    family: str  # "cnn" or "rnn": the hold-out split
-    model: str  # "cnn", "cnn_bn", "rnn", "lstm", "gru"
-    optimizer: str  # "SGD", "SGDm", "Adam"
+    family: str  # "cnn", "rnn" or "mlp" (reported separately)
+    model: str  # "cnn", "cnn_bn", "deepcnn", "deepcnn_bn", "rnn", "lstm", "gru", "mlp", "mlp_reg"
+    optimizer: str  # "SGD", "SGDm", "Adam", "AdamW"
     batch_size: int
-    schedule: str  # "constant", "step", "cosine", "onecycle", "warmup"
-    steps: int
+    schedule: str  # "constant", "step", "cosine" (with warmup), "onecycle", "warmup"
+    steps: int  # optimizer steps (for epoch-level logging: epochs x steps per epoch)
     grad_clip: float | None = None
     seed: int = 1234  # model init and minibatch order
+    task: str = ""  # "" (digits / sum-sequences, by family), "recall", "reg_std", "reg_floor"
+    writer: str = "hf"  # tag style: "hf" (every step), "lightning" (every 5 steps), "keras" (epochs)
+    train_size: int = 0  # samples used for training (0: all); keras runs use epochs over them
+    extra_lrs: tuple[float, ...] = ()  # LRs beyond the optimizer's grid (when its best is at the edge)
 
     @property
     def grid(self) -> tuple[float, ...]:
-        return {"SGD": SGD_GRID, "SGDm": MOMENTUM_GRID, "Adam": ADAM_GRID}[self.optimizer]
+        grid = {"SGD": SGD_GRID, "SGDm": MOMENTUM_GRID, "Adam": ADAM_GRID, "AdamW": ADAM_GRID}[self.optimizer]
+        return grid + self.extra_lrs
 
 
 SWEEPS = (
@@ -105,7 +120,104 @@ HOLDOUT_SWEEPS = (
     Sweep("mlp_adam_b16_mse", "mlp", "mlp", "Adam", 16, "constant", 300, seed=7),
     Sweep("mlp_sgd_b128_mse_step", "mlp", "mlp", "SGD", 128, "step", 300, seed=7),
 )
-SETS = {"main": SWEEPS, "holdout": HOLDOUT_SWEEPS}
+# A third set with other tasks, shapes and writers (see the module docstring), new seeds.
+FRESH_SWEEPS = (
+    Sweep(
+        "reg_mlp_adamw_b32_cosine",
+        "mlp",
+        "mlp_reg",
+        "AdamW",
+        32,
+        "cosine",
+        400,
+        seed=4242,
+        task="reg_std",
+        writer="lightning",
+    ),
+    Sweep(
+        "reg_mlp_sgdm_b64_epochs",
+        "mlp",
+        "mlp_reg",
+        "SGDm",
+        64,
+        "constant",
+        480,
+        seed=4243,
+        task="reg_floor",
+        writer="keras",
+        train_size=512,
+    ),
+    Sweep(
+        "gru_recall_adam_b32_onecycle",
+        "rnn",
+        "gru",
+        "Adam",
+        32,
+        "onecycle",
+        400,
+        seed=4244,
+        task="recall",
+        extra_lrs=(3.0,),
+    ),
+    Sweep(
+        "lstm_recall_sgdm_b64_cosine_clip",
+        "rnn",
+        "lstm",
+        "SGDm",
+        64,
+        "cosine",
+        300,
+        grad_clip=1.0,
+        seed=4245,
+        task="recall",
+        writer="lightning",
+        extra_lrs=(10.0, 30.0),
+    ),
+    Sweep(
+        "deepcnnbn_adamw_b32_cosine",
+        "cnn",
+        "deepcnn_bn",
+        "AdamW",
+        32,
+        "cosine",
+        250,
+        seed=4246,
+        writer="lightning",
+    ),
+    Sweep("deepcnn_sgdm_b128_onecycle", "cnn", "deepcnn", "SGDm", 128, "onecycle", 200, seed=4247),
+    Sweep(
+        "cnn_sgd_b32_epochs_step",
+        "cnn",
+        "cnn",
+        "SGD",
+        32,
+        "step",
+        800,
+        seed=4248,
+        writer="keras",
+        train_size=512,
+    ),
+    Sweep(
+        "gru_recall_sgd_b32_epochs",
+        "rnn",
+        "gru",
+        "SGD",
+        32,
+        "constant",
+        640,
+        seed=4249,
+        task="recall",
+        writer="keras",
+        train_size=512,
+        extra_lrs=(30.0, 100.0),
+    ),
+    Sweep(
+        "reg_mlp_adam_b16_warmup", "mlp", "mlp_reg", "Adam", 16, "warmup", 300, seed=4250, task="reg_floor"
+    ),
+)
+SETS = {"main": SWEEPS, "holdout": HOLDOUT_SWEEPS, "fresh": FRESH_SWEEPS}
+LIGHTNING_EVERY = 5  # Lightning-style runs log every this many steps (log_every_n_steps)
+RECALL_LEN, RECALL_TOKENS = 12, 5  # recall task: sequence length, vocabulary (= classes)
 
 SEQ_LEN = 20  # steps per synthetic sequence
 SEQ_CLASSES = 4
@@ -127,25 +239,71 @@ def sequence_data(n: int = 2048, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     return x, x.sum(dim=1).argmax(dim=1)
 
 
+def recall_data(n: int = 2048, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot token sequences (N, RECALL_LEN, RECALL_TOKENS) with noise; the label is the first token.
+
+    A memory task: the answer sits at the far end of the sequence from the read-out.
+    """
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, RECALL_TOKENS, (n, RECALL_LEN), generator=g)
+    x = nn.functional.one_hot(tokens, RECALL_TOKENS).float()
+    return x + 0.3 * torch.randn(x.shape, generator=g), tokens[:, 0]
+
+
+def regression_data(kind: str, n: int = 1024, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A nonlinear regression on 8 Gaussian features with noisy targets: the MSE has a floor.
+
+    ``reg_std``: targets standardized (the loss starts near 1, floor about 0.3 of the variance);
+    ``reg_floor``: raw targets with noise of variance 1 (the loss floor is 1.0).
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    signal = torch.sin(2 * x[:, 0]) + x[:, 1] * x[:, 2] + 0.5 * x[:, 3]
+    if kind == "reg_std":
+        y = signal + 0.9 * torch.randn(n, generator=g)
+        return x, (y - y.mean()) / y.std()
+    return x, signal + torch.randn(n, generator=g)
+
+
 class SeqClassifier(nn.Module):
     """A recurrent layer read out from its last hidden state."""
 
-    def __init__(self, cell: str, hidden: int = 32) -> None:
+    def __init__(
+        self, cell: str, hidden: int = 32, n_in: int = SEQ_CLASSES, n_out: int = SEQ_CLASSES
+    ) -> None:
         super().__init__()
-        self.rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](
-            SEQ_CLASSES, hidden, batch_first=True
-        )
-        self.head = nn.Linear(hidden, SEQ_CLASSES)
+        self.rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](n_in, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
         return self.head(out[:, -1])
 
 
-def make_model(kind: str) -> nn.Module:
+def make_model(kind: str, task: str = "") -> nn.Module:
     """The small model of a sweep."""
     if kind == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1), nn.Flatten(0))
+    if kind == "mlp_reg":
+        return nn.Sequential(
+            nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Flatten(0)
+        )
+    if kind.startswith("deepcnn"):
+        bn = kind.endswith("_bn")
+
+        def conv(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1), *([nn.BatchNorm2d(cout)] if bn else []), nn.ReLU()]
+
+        return nn.Sequential(
+            *conv(1, 16),
+            *conv(16, 32),
+            nn.MaxPool2d(2),
+            *conv(32, 32),
+            *conv(32, 64),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 2 * 2, 10),
+        )
     if kind.startswith("cnn"):
         bn = kind == "cnn_bn"
 
@@ -158,6 +316,8 @@ def make_model(kind: str) -> nn.Module:
             ]
 
         return nn.Sequential(*block(1, 16), *block(16, 32), nn.Flatten(), nn.Linear(32 * 2 * 2, 10))
+    if task == "recall":
+        return SeqClassifier(kind, n_in=RECALL_TOKENS, n_out=RECALL_TOKENS)
     return SeqClassifier(kind)
 
 
@@ -184,11 +344,13 @@ def lr_factor(schedule: str, steps: int):
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    """SGD, SGD with momentum 0.9, or Adam."""
+    """SGD, SGD with momentum 0.9, Adam, or AdamW (weight decay 0.01)."""
     if name == "SGD":
         return torch.optim.SGD(params, lr=lr)
     if name == "SGDm":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "AdamW":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     return torch.optim.Adam(params, lr=lr)
 
 
@@ -208,24 +370,114 @@ def full_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return loss if math.isfinite(loss) else math.inf
 
 
+class TagLogger:
+    """Writes one run's points in a writer's style and records the first logged non-finite step.
+
+    ``hf``: every step, Hugging-Face tags, hparams via ``add_hparams`` (a sub-folder).
+    ``lightning``: every `LIGHTNING_EVERY` steps, Lightning tags (``train_loss_step``,
+    ``grad_2.0_norm_total_step``, ``lr-<Optimizer>``), hparams in the same event file.
+    ``keras``: one point per epoch (the epoch's mean), ``epoch_*`` tags in ``train/`` and
+    ``validation/`` folders, no grad norm, no hparams.
+    """
+
+    def __init__(self, style: str, out_dir: str, optimizer: str) -> None:
+        self.style, self.optimizer = style, optimizer
+        self.writer = SummaryWriter(os.path.join(out_dir, "train") if style == "keras" else out_dir)
+        self.val_writer = SummaryWriter(os.path.join(out_dir, "validation")) if style == "keras" else None
+        self.loss_nan_step: int | None = None  # first non-finite logged loss
+        self.grad_nan_step: int | None = None  # first non-finite logged grad norm
+        self._epoch: list[tuple[float, float | None]] = []
+
+    def _loss(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
+        if self.loss_nan_step is None and not math.isfinite(value):
+            self.loss_nan_step = step
+
+    def _grad(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
+        if self.grad_nan_step is None and not math.isfinite(value):
+            self.grad_nan_step = step
+
+    def step(self, step: int, loss: float, gnorm: float, lr: float, acc: float | None) -> None:
+        """One optimizer step's values."""
+        if self.style == "hf":
+            self._loss("train/loss", loss, step)
+            self._grad("train/grad_norm", gnorm, step)
+            self.writer.add_scalar("train/learning_rate", lr, step)
+            if acc is not None:
+                self.writer.add_scalar("train/accuracy", acc, step)
+        elif self.style == "lightning":
+            if step % LIGHTNING_EVERY == 0:
+                self._loss("train_loss_step", loss, step)
+                self._grad("grad_2.0_norm_total_step", gnorm, step)
+                self.writer.add_scalar(f"lr-{self.optimizer}", lr, step)
+                if acc is not None:
+                    self.writer.add_scalar("train_acc_step", acc, step)
+        else:
+            self._epoch.append((loss, acc))
+            self._lr = lr
+
+    def end_epoch(self, epoch: int) -> None:
+        """Keras style: write the epoch's mean loss (and accuracy) and its LR."""
+        if self.style != "keras" or not self._epoch:
+            return
+        losses = [v for v, _ in self._epoch]
+        self._loss("epoch_loss", sum(losses) / len(losses), epoch)
+        self.writer.add_scalar("epoch_learning_rate", self._lr, epoch)
+        accs = [a for _, a in self._epoch if a is not None]
+        if accs:
+            self.writer.add_scalar("epoch_accuracy", sum(accs) / len(accs), epoch)
+        self._epoch = []
+
+    def evaluate(self, step: int, epoch: int, loss: float) -> None:
+        """A full-set loss (hf/lightning: every 50 steps; keras: every epoch)."""
+        if self.style == "hf":
+            self.writer.add_scalar("eval/loss", loss, step)
+        elif self.style == "lightning":
+            self.writer.add_scalar("val_loss", loss, step)
+        else:
+            self.val_writer.add_scalar("epoch_loss", loss, epoch)
+
+    def close(self, hp: dict, final: float) -> None:
+        """Write the hyperparameters (not for keras) and close the files."""
+        metric = {"hparam/final_loss": final if math.isfinite(final) else 1e9}
+        if self.style == "hf":
+            self.writer.add_hparams(hp, metric)
+        elif self.style == "lightning":
+            for summary in hparams_summary(hp, metric):
+                self.writer.file_writer.add_summary(summary)
+        self.writer.close()
+        if self.val_writer is not None:
+            self.val_writer.close()
+
+
 def train_run(sweep: Sweep, lr: float, out_dir: str, data: tuple[torch.Tensor, torch.Tensor]) -> dict:
     """Train one run, write its event files, and return its outcome (no label yet)."""
     torch.manual_seed(sweep.seed)
     x, y = data
     if sweep.model == "mlp":
         x = x.flatten(1)
+    if sweep.train_size:
+        x, y = x[: sweep.train_size], y[: sweep.train_size]
     n_train = len(x)
-    model = make_model(sweep.model)
+    model = make_model(sweep.model, sweep.task)
     opt = make_optimizer(sweep.optimizer, model.parameters(), lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(sweep.schedule, sweep.steps))
     initial = full_loss(model, x, y)
     gen = torch.Generator().manual_seed(sweep.seed + 99)
-    writer = SummaryWriter(out_dir)
-    nan_step = None  # first non-finite loss, else first non-finite grad norm (see nan_loss)
-    loss_nan_step = grad_nan_step = None
+    log = TagLogger(sweep.writer, out_dir, sweep.optimizer.replace("SGDm", "SGD"))
+    raw_bad = None  # first step with a non-finite loss or grad norm (the run stops soon after)
     clip = sweep.grad_clip if sweep.grad_clip is not None else math.inf
+    per_epoch = max(1, n_train // sweep.batch_size)
+    order = None
     for step in range(sweep.steps):
-        idx = torch.randint(0, n_train, (sweep.batch_size,), generator=gen)
+        epoch, k = divmod(step, per_epoch)
+        if sweep.writer == "keras":  # epochs: each sample once per epoch
+            if k == 0:
+                order = torch.randperm(n_train, generator=gen)
+            idx = order[k * sweep.batch_size : (k + 1) * sweep.batch_size]
+        else:
+            idx = torch.randint(0, n_train, (sweep.batch_size,), generator=gen)
         logits = model(x[idx])
         loss = loss_fn(logits, y[idx])
         opt.zero_grad()
@@ -234,40 +486,38 @@ def train_run(sweep: Sweep, lr: float, out_dir: str, data: tuple[torch.Tensor, t
         lr_now = opt.param_groups[0]["lr"]
         loss_v = float(loss.detach())
         acc = float((logits.argmax(1) == y[idx]).float().mean()) if logits.dim() == 2 else None
-        writer.add_scalar("train/loss", loss_v, step)
-        writer.add_scalar("train/grad_norm", gnorm, step)
-        writer.add_scalar("train/learning_rate", lr_now, step)
-        if acc is not None:
-            writer.add_scalar("train/accuracy", acc, step)
-        if loss_nan_step is None and not math.isfinite(loss_v):
-            loss_nan_step = step
-        if grad_nan_step is None and not math.isfinite(gnorm):
-            grad_nan_step = step
-        first_bad = min(s for s in (loss_nan_step, grad_nan_step, math.inf) if s is not None)
-        if step - first_bad >= NAN_TAIL_STEPS:
+        log.step(step, loss_v, gnorm, lr_now, acc)
+        if raw_bad is None and not (math.isfinite(loss_v) and math.isfinite(gnorm)):
+            raw_bad = step
+        if raw_bad is not None and step - raw_bad >= NAN_TAIL_STEPS:
+            log.end_epoch(epoch)
             break
         opt.step()
         sched.step()
-        if (step + 1) % 50 == 0:
-            writer.add_scalar("eval/loss", full_loss(model, x, y), step)
-    nan_step = loss_nan_step if loss_nan_step is not None else grad_nan_step
-    final = math.inf if nan_step is not None else full_loss(model, x, y)
+        if sweep.writer == "keras" and k == per_epoch - 1:
+            log.end_epoch(epoch)
+            log.evaluate(step, epoch, full_loss(model, x, y))
+        elif sweep.writer != "keras" and (step + 1) % 50 == 0:
+            log.evaluate(step, epoch, full_loss(model, x, y))
+    nan_step = log.loss_nan_step if log.loss_nan_step is not None else log.grad_nan_step
+    final = math.inf if raw_bad is not None else full_loss(model, x, y)
     hp = {
         "lr": lr,
         "optimizer": "SGD" if sweep.optimizer.startswith("SGD") else sweep.optimizer,
         "momentum": 0.9 if sweep.optimizer == "SGDm" else 0.0,
         "batch_size": sweep.batch_size,
         "model_kind": "rnn" if sweep.family == "rnn" else sweep.model[:3],
-        "batchnorm": sweep.model == "cnn_bn",
+        "batchnorm": sweep.model.endswith("_bn"),
         "schedule": sweep.schedule,
         "arch": sweep.model,
     }
-    if sweep.model != "mlp":
-        hp["num_classes"] = 10 if sweep.model.startswith("cnn") else SEQ_CLASSES
+    if sweep.family != "mlp":
+        hp["num_classes"] = (
+            10 if sweep.model.startswith(("cnn", "deepcnn")) else RECALL_TOKENS if sweep.task else SEQ_CLASSES
+        )
     if sweep.grad_clip is not None:
         hp["max_grad_norm"] = sweep.grad_clip
-    writer.add_hparams(hp, {"hparam/final_loss": final if math.isfinite(final) else 1e9})
-    writer.close()
+    log.close(hp, final)
     return {"initial_loss": initial, "final_loss": final, "nan_step": nan_step}
 
 
@@ -299,13 +549,20 @@ def main() -> None:
         "--set",
         choices=sorted(SETS),
         default="main",
-        help="main (statistics were looked at while writing the detectors) or holdout",
+        help="main (statistics were looked at while writing the detectors), holdout, or fresh "
+        "(other tasks, shapes and writers)",
     )
     p.add_argument("--sweeps", default="", help="comma-separated sweep names (default: all of the set)")
     args = p.parse_args()
     torch.set_num_threads(1)
     chosen = [s for s in SETS[args.set] if not args.sweeps or s.name in args.sweeps.split(",")]
     digits, seqs = digits_data(), sequence_data(seed=0 if args.set == "main" else 1)
+    tasks = {}
+    if args.set == "fresh":
+        tasks = {
+            "recall": recall_data(seed=2),
+            **{k: regression_data(k, seed=3) for k in ("reg_std", "reg_floor")},
+        }
     labels = {}
     t0 = time.perf_counter()
     for sweep in chosen:
@@ -318,7 +575,7 @@ def main() -> None:
                     outcomes[lr] = json.load(f)
                 continue
             os.makedirs(run_dir, exist_ok=True)
-            data = seqs if sweep.family == "rnn" else digits
+            data = tasks[sweep.task] if sweep.task else seqs if sweep.family == "rnn" else digits
             outcomes[lr] = train_run(sweep, lr, run_dir, data)
             with open(done, "w") as f:
                 json.dump(outcomes[lr], f)

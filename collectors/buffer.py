@@ -177,29 +177,26 @@ def _to_events(
     dev_mask: np.ndarray,
     on_nonfinite: NonFiniteCallback | None,
 ) -> list[event_pb2.Event]:
-    events = []
+    n, k = len(steps), len(names)
+    dev_mask, host_mask = dev_mask[:, :k], host_mask[:, :k]
+    # One value per cell: the device copy where the device cell was set, else the host one.
+    values = np.where(dev_mask, dev[:, :k], host[:, :k]) if dev is not None else host[:, :k]
+    present = dev_mask | host_mask
+    flagged = dev[:, -1] != 0 if dev is not None else np.zeros(n, dtype=bool)
+    finite = np.isfinite(values) | ~present
     first_bad: tuple[int, list[str]] | None = None
-    Value = summary_pb2.Summary.Value
-    for i in range(len(steps)):
-        values = []
-        bad_tags = []
-        for c, tag in enumerate(names):
-            if dev_mask[i, c]:
-                v = float(dev[i, c])
-            elif host_mask[i, c]:
-                v = float(host[i, c])
-            else:
-                continue
-            values.append(Value(tag=tag, simple_value=v))
-            if first_bad is None and not np.isfinite(v):
-                bad_tags.append(tag)
-        if first_bad is None and (bad_tags or (dev is not None and dev[i, -1] != 0)):
-            first_bad = (int(steps[i]), bad_tags)
-        events.append(
-            event_pb2.Event(
-                wall_time=float(wall[i]), step=int(steps[i]), summary=summary_pb2.Summary(value=values)
-            )
-        )
+    bad_rows = np.flatnonzero(~finite.all(axis=1) | flagged)
+    if len(bad_rows):
+        i = int(bad_rows[0])
+        first_bad = (int(steps[i]), [t for t, ok in zip(names, finite[i].tolist(), strict=True) if not ok])
+    # Python lists: element access on numpy arrays costs more than building the protos.
+    Value, Summary, Event = summary_pb2.Summary.Value, summary_pb2.Summary, event_pb2.Event
+    events = []
+    for step, wall_time, row, mask in zip(
+        steps.tolist(), wall.tolist(), values.tolist(), present.tolist(), strict=True
+    ):
+        cells = [Value(tag=tag, simple_value=v) for tag, v, m in zip(names, row, mask, strict=True) if m]
+        events.append(Event(wall_time=wall_time, step=step, summary=Summary(value=cells)))
     if first_bad is not None and on_nonfinite is not None:
         events.extend(on_nonfinite(*first_bad))
     return events

@@ -158,17 +158,22 @@ class Collector:
             self._writer = BackgroundWriter(self.logdir)
             self.path = self._writer.path
         self._buffer = StepBuffer(flush_every, _model_device(model))
-        self._info = hparams.describe_run(
-            model,
-            optimizer,
-            batch_size=batch_size,
-            grad_clip=grad_clip,
-            scheduler=scheduler,
-            amp=scaler is not None and scaler.is_enabled(),
-            world_size=world_size,
-            run_kind=run_kind,
-            extra=info,
-        )
+        try:
+            self._info = hparams.describe_run(
+                model,
+                optimizer,
+                batch_size=batch_size,
+                grad_clip=grad_clip,
+                scheduler=scheduler,
+                amp=scaler is not None and scaler.is_enabled(),
+                world_size=world_size,
+                run_kind=run_kind,
+                extra=info,
+            )
+        except BaseException:
+            if self._writer is not None:  # no thread or open file left behind by a failed start
+                self._writer.close()
+            raise
         if optimizer is not None:
             self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
         if model is not None and batch_size is None:

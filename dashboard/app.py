@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -80,7 +81,7 @@ def build_app(store: RunStore) -> dash.Dash:
                     html.A("lrdoctor", href="/", className="brand"),
                     dcc.Link("Overview", href="/", id=ids.NAV_OVERVIEW, className="nav"),
                     dcc.Link("Compare", href="/compare", id=ids.NAV_COMPARE, className="nav"),
-                    html.Span(store.path, className="logdir", title="logdir"),
+                    html.Span(html.Span(store.path, className="ltr"), className="logdir", title=store.path),
                     html.Span(id=ids.STATUS, className="status", children="reading logdir..."),
                     html.Button("Export HTML", id=ids.EXPORT_HTML, className="button"),
                     html.Button("Export Markdown", id=ids.EXPORT_MD, className="button"),
@@ -170,7 +171,12 @@ def _register_shell_callbacks(app: dash.Dash, store: RunStore) -> None:
         new_version = snap.version if snap.version != version else dash.no_update
         return new_version, status_text(store, snap), interval
 
-    pages = (ids.PAGE_OVERVIEW, ids.PAGE_RUN, ids.PAGE_COMPARE, ids.PAGE_NOTFOUND)
+    pages = {
+        ids.PAGE_OVERVIEW: "overview",
+        ids.PAGE_RUN: "run",
+        ids.PAGE_COMPARE: "compare",
+        ids.PAGE_NOTFOUND: "notfound",
+    }
 
     @app.callback(
         *[Output(p, "style") for p in pages],
@@ -189,7 +195,7 @@ def _register_shell_callbacks(app: dash.Dash, store: RunStore) -> None:
         if dash.ctx.triggered_id == ids.VERSION and routed_loaded:
             return (dash.no_update,) * 9  # a refresh re-routes only a page routed before the first read
         r = route_for(pathname, search)
-        styles = [None if p.endswith(r.page) else _HIDDEN for p in pages]
+        styles = [None if page == r.page else _HIDDEN for page in pages.values()]
         picked = [str(e.id) for e in compare.picked_entries(snap, list(r.compare_ids))]
         return (
             *styles,
@@ -243,10 +249,16 @@ def serve(
     _say(f"{store.path}: {scan.files} event files ({scan.bytes / 1e6:.1f} MB) to read")
     app = build_app(store)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    # Bind here: werkzeug's own bind prints a message and exits on a taken port.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        server = make_server(host, port, app.server, threaded=True)
-    except (OSError, SystemExit) as e:  # werkzeug exits on a taken port
-        raise OSError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e})") from None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    server = make_server(host, port, app.server, threaded=True, fd=sock.fileno())
     t0 = time.perf_counter()
     done = threading.Event()
 
@@ -257,15 +269,16 @@ def serve(
             return
         assert snap is not None
         _say(
-            f"read {len(snap.entries)} runs, {snap.num_points:,} points in {time.perf_counter() - t0:.1f} s"
-            + (f" ({len(snap.warnings)} read problems, listed on the overview)" if snap.warnings else "")
+            f"read {len(snap.entries)} runs, {snap.num_points:,} points in {time.perf_counter() - t0:.1f} s "
+            f"(audit {snap.audit_s:.1f} s)"
+            + (f"; {len(snap.warnings)} read problems, listed on the overview" if snap.warnings else "")
         )
 
     store.load_in_background(on_loaded)
 
     def progress() -> None:
         while not done.wait(PROGRESS_EVERY_S):
-            _say(f"still reading {scan.files} files ({time.perf_counter() - t0:.0f} s)...")
+            _say(f"still reading and auditing {scan.files} files ({time.perf_counter() - t0:.0f} s)...")
 
     threading.Thread(target=progress, name="lrdoctor-progress", daemon=True).start()
     _say(f"dashboard on http://{host}:{server.port}/ (Ctrl+C to stop)")

@@ -20,16 +20,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from lrdoctor.analyzers import AuditResult, Logdir, Run, analyze_run, audit
-
-if TYPE_CHECKING:
-    from lrdoctor.analyzers import RunReport
+from lrdoctor.analyzers import AuditResult, Logdir, Run, RunReport, analyze_run, audit
 
 _ID_RE = re.compile(r"[0-9]{1,9}")
 
@@ -70,7 +67,8 @@ class Snapshot:
         warnings: every read problem ("path:offset: problem"), logdir-level ones first.
         loaded: False until the first read finished.
         refreshed_at: when the last refresh finished, seconds since the epoch (0 before).
-        read_s: how long the last refresh took, seconds.
+        read_s: how long the last refresh took in all (reading and auditing), seconds.
+        audit_s: how much of that the audit took, seconds (0 when nothing changed).
         audit: the analyzers' `AuditResult` these entries come from (None before the first read).
     """
 
@@ -80,6 +78,7 @@ class Snapshot:
     loaded: bool = False
     refreshed_at: float = 0.0
     read_s: float = 0.0
+    audit_s: float = 0.0
     audit: AuditResult | None = field(default=None, repr=False)
     _by_id: dict[int, RunEntry] = field(default_factory=dict, repr=False)
 
@@ -212,7 +211,8 @@ class RunStore:
         """Start the first read in a daemon thread (the app serves a loading page meanwhile).
 
         Args:
-            on_done: called in that thread with (snapshot, None) or (None, exception).
+            on_done: called in that thread with (snapshot, None) or (None, exception); by
+                default a failure is printed as one line on stderr.
 
         Returns:
             The thread (already started).
@@ -221,10 +221,14 @@ class RunStore:
         def load() -> None:
             try:
                 snap = self.refresh()
-            except Exception as e:  # reported by on_done; the page keeps its loading state
+            except Exception as e:  # the page keeps its loading state; say why, in one line
                 if on_done is None:
-                    raise
-                on_done(None, e)
+                    print(
+                        f"lrdoctor: error: reading {self.path} failed ({type(e).__name__}: {e})",
+                        file=sys.stderr,
+                    )
+                else:
+                    on_done(None, e)
                 return
             if on_done is not None:
                 on_done(snap, None)
@@ -259,10 +263,12 @@ class RunStore:
         warnings = list(self._logdir.warnings) + [w for run in runs.values() for w in run.warnings]
         if same and warnings == list(old.warnings):
             self._snapshot = dataclasses.replace(
-                old, refreshed_at=time.time(), read_s=time.perf_counter() - t0
+                old, refreshed_at=time.time(), read_s=time.perf_counter() - t0, audit_s=0.0
             )
             return self._snapshot
+        t_audit = time.perf_counter()
         result, errors = _audit(runs)
+        audit_s = time.perf_counter() - t_audit
         result = dataclasses.replace(result, logdir=self.path, warnings=warnings)
         entries = []
         for name, run in runs.items():
@@ -276,6 +282,7 @@ class RunStore:
             loaded=True,
             refreshed_at=time.time(),
             read_s=time.perf_counter() - t0,
+            audit_s=audit_s,
             audit=result,
             _by_id={e.id: e for e in entries},
         )

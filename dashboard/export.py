@@ -27,12 +27,14 @@ EXPORT_MAX_POINTS = 800
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;font-size:17px;color:#1f2328;margin:24px;
-max-width:1400px}
+max-width:1800px}
 h1{font-size:28px}h2{font-size:22px;border-top:2px solid #d0d7de;padding-top:18px;margin-top:36px}
 .badge{display:inline-block;color:#fff;font-weight:700;border-radius:6px;padding:2px 10px;margin-right:8px}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left;
 vertical-align:top}th{background:#f6f8fa}.finding{border-left:6px solid;padding:4px 12px;margin:10px 0}
 .fix{font-weight:600}code{font-size:15px}.muted{color:#57606a}
+.runbody{display:flex;flex-direction:row-reverse;gap:20px;align-items:flex-start}.plots{flex:3;min-width:0}
+.side{flex:2;min-width:320px;overflow-wrap:anywhere}
 """
 
 
@@ -110,20 +112,18 @@ def _summary_table(snap: Snapshot) -> str:
 
 
 def _run_section(entry: RunEntry, max_points: int) -> str:
+    """A run's heading, then its plots beside its findings and hyperparameters (as on the run page)."""
     e = html.escape
     key = summary.verdict_key(entry)
-    out = [
-        f"<h2 id='run-{entry.id}'>{e(entry.name)} <span class='badge' style='background:"
-        f"{VERDICT_COLORS[key]}'>{e(VERDICT_LABELS[key])}</span></h2>"
-    ]
+    side = []
     if entry.report is None:
-        out.append(f"<p>{e(entry.error)}</p>")
+        side.append(f"<p>{e(entry.error)}</p>")
     else:
-        out.append(f"<p class='muted'>confidence {entry.report.confidence:.0%}</p>")
+        side.append(f"<p class='muted'>confidence {entry.report.confidence:.0%}</p>")
         for f in entry.report.findings:
             color = SEVERITY_COLORS.get(f.severity.value, "#57606a")
             evidence = ", ".join(f"{k} = {summary.fmt_number(v)}" for k, v in f.evidence.items())
-            out.append(
+            side.append(
                 f"<div class='finding' style='border-color:{color}'><b>{e(f.severity.value)}: "
                 f"{e(f.code)}</b> <span class='muted'>({e(f.signal)}, step {f.step})</span>"
                 f"<p>{e(f.message)}</p>"
@@ -131,20 +131,8 @@ def _run_section(entry: RunEntry, max_points: int) -> str:
                 + (f"<p class='muted'>{e(evidence)}</p>" if evidence else "")
                 + "</div>"
             )
-    findings = entry.report.findings if entry.report is not None else ()
-    if entry.run.hparams.get("run_kind") == "lr_range_test":
-        out.append(
-            range_test_figure(entry.run, max_points=max_points).to_html(
-                full_html=False, include_plotlyjs=False, div_id=f"range-{entry.id}"
-            )
-        )
-    out.append(
-        run_figure(entry.run, findings, max_points=max_points).to_html(
-            full_html=False, include_plotlyjs=False, div_id=f"plot-{entry.id}"
-        )
-    )
     if entry.run.hparams:
-        out.append(
+        side.append(
             "<details><summary>hyperparameters</summary><table>"
             + "".join(
                 f"<tr><th>{e(str(k))}</th><td>{e(summary.fmt_number(v))}</td></tr>"
@@ -152,7 +140,27 @@ def _run_section(entry: RunEntry, max_points: int) -> str:
             )
             + "</table></details>"
         )
-    return "\n".join(out)
+    plots = []
+    if entry.run.hparams.get("run_kind") == "lr_range_test":
+        plots.append(
+            range_test_figure(entry.run, max_points=max_points).to_html(
+                full_html=False, include_plotlyjs=False, div_id=f"range-{entry.id}"
+            )
+        )
+    findings = entry.report.findings if entry.report is not None else ()
+    plots.append(
+        run_figure(entry.run, findings, max_points=max_points).to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"plot-{entry.id}"
+        )
+    )
+    return (
+        f"<h2 id='run-{entry.id}'>{e(entry.name)} <span class='badge' style='background:"
+        f"{VERDICT_COLORS[key]}'>{e(VERDICT_LABELS[key])}</span></h2>\n"
+        # The side comes first so it exists when the plots' inline scripts measure their width;
+        # row-reverse still shows the plots on the left.
+        f"<div class='runbody'><div class='side'>{''.join(side)}</div>"
+        f"<div class='plots'>{''.join(plots)}</div></div>"
+    )
 
 
 def write_report(

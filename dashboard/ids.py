@@ -35,6 +35,7 @@ OVERVIEW_LOADING = "overview-loading"
 RUN_ID = "run-id"
 RUN_TITLE = "run-title"
 RUN_GRAPH = "run-graph"
+RUN_RANGE_BOX = "run-range-box"
 RUN_RANGE_GRAPH = "run-range-graph"
 RUN_SIDE = "run-side"
 

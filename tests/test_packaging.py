@@ -14,7 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -26,7 +37,13 @@ def test_wheel_holds_only_the_lrdoctor_namespace(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("lrdoctor-")}
     assert top == {"lrdoctor"}
-    for module in ("cli.py", "__main__.py", "analyzers/logdir.py", "collectors/__init__.py", "dashboard/app.py"):
+    for module in (
+        "cli.py",
+        "__main__.py",
+        "analyzers/logdir.py",
+        "collectors/__init__.py",
+        "dashboard/app.py",
+    ):
         assert f"lrdoctor/{module}" in names
     assert not any(n.startswith("lrdoctor/tests/") or n.startswith("lrdoctor/benchmarks/") for n in names)
 
@@ -44,7 +61,11 @@ def test_wheel_installs_and_runs(wheel, tmp_path):
     )
     # Run from tmp_path so the checkout is not on sys.path: the installed copy must stand alone.
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)}, capture_output=True, text=True
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(target))

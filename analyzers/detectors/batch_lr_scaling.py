@@ -2,7 +2,8 @@
 
 The linear scaling rule: LR_new = LR_base x B_new / B_base. The reference is a *healthy* sibling
 run (same parent folder; same optimizer and model kind when known; not an LR range test) with
-another batch size; the closest batch size wins. The finding is made when the run's LR is off
+another batch size; the one sharing the most other hyperparameters wins, then the closest batch
+size. The finding is made when the run's LR is off
 the rule by more than ``MISMATCH_FACTOR`` and is nearer (in log scale) to the reference's LR
 than to the rule's -- the LR was carried over without scaling. It is a WARNING when the run is
 unhealthy on its own or ends with a loss over ``WORSE_END_RATIO`` x the reference's; the
@@ -25,9 +26,17 @@ MISMATCH_FACTOR = 2.0  # LR off from the rule's value by more than this factor (
 WORSE_END_RATIO = 2.0  # end loss over the reference's end loss: clearly worse at or above this
 
 
+_VARIED = ("batch_size", "lr")  # what the rule relates; not counted as similarity
+
+
 def _batch(run: Run) -> int | None:
     b = run.hparams.get("batch_size")
     return b if isinstance(b, int) and not isinstance(b, bool) and b > 0 else None
+
+
+def _shared_hparams(a: Run, b: Run) -> int:
+    """How many hyperparameters (besides batch size and LR) two runs have equal: similarity."""
+    return sum(1 for k, v in a.hparams.items() if k not in _VARIED and k in b.hparams and b.hparams[k] == v)
 
 
 def _comparable(a: Run, b: Run) -> bool:
@@ -73,7 +82,7 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
     ]
     if not refs:
         return []
-    ref = min(refs, key=lambda p: (abs(_batch(p) - b), p.name))
+    ref = min(refs, key=lambda p: (-_shared_hparams(run, p), abs(math.log(_batch(p) / b)), p.name))
     b0, lr0 = _batch(ref), base_lr(ref)
     rule = lr0 * b / b0
     off = lr / rule

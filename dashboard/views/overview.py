@@ -97,6 +97,10 @@ def layout() -> html.Div:
                     "maxWidth": "420px",
                 },
                 style_header={"fontWeight": "bold", "backgroundColor": "#eaeef2"},
+                style_cell_conditional=[
+                    {"if": {"column_id": "fix"}, "minWidth": "300px"},
+                    {"if": {"column_id": "last_update"}, "minWidth": "175px"},
+                ],
                 style_data_conditional=[
                     {
                         "if": {"filter_query": f'{{verdict_key}} = "{key}"', "column_id": "verdict"},

@@ -22,8 +22,6 @@ from lrdoctor.dashboard.figures import (
     run_figure,
 )
 
-_HIDDEN = {"display": "none"}
-
 
 def layout() -> html.Div:
     """The run page skeleton; the router puts the run id (a string from the URL) in `ids.RUN_ID`."""
@@ -38,11 +36,7 @@ def layout() -> html.Div:
                     html.Div(
                         className="plots",
                         children=[
-                            dcc.Loading(
-                                dcc.Graph(
-                                    id=ids.RUN_RANGE_GRAPH, style=_HIDDEN, config={"displaylogo": False}
-                                )
-                            ),
+                            html.Div(id=ids.RUN_RANGE_BOX),
                             dcc.Loading(dcc.Graph(id=ids.RUN_GRAPH, config={"displaylogo": False})),
                         ],
                     ),
@@ -62,12 +56,13 @@ def render(store: RunStore, snap: Snapshot, run_id: object, now: float | None = 
     """Everything the run page shows for ``run_id``.
 
     Returns:
-        (title, figure, side panel children, range-test figure, range-test graph style).
-        An unknown id gives a "no such run" title and an empty figure.
+        (title, figure, side panel children, range-test box children). The box holds a fresh
+        loss-vs-LR graph for an LR range test (mounted visible, so plotly sizes it to the
+        page), else nothing. An unknown id gives a "no such run" title and an empty figure.
     """
     entry = snap.entry(run_id)
     if entry is None and not run_id:  # the run page is not shown
-        return "", empty_figure(""), [], empty_figure(""), _HIDDEN
+        return "", empty_figure(""), [], []
     if entry is None:
         note = (
             "reading logdir..." if not snap.loaded else f"No run with id {str(run_id)[:40]!r} in this logdir."
@@ -76,18 +71,19 @@ def render(store: RunStore, snap: Snapshot, run_id: object, now: float | None = 
             note,
             empty_figure(note),
             [dcc.Link("Back to the overview", href="/")],
-            empty_figure(""),
-            _HIDDEN,
+            [],
         )
     findings = entry.report.findings if entry.report is not None else ()
     fig = run_figure(entry.run, findings)
+    range_box = []
     if is_range_test(entry):
-        range_fig, range_style = range_test_figure(entry.run), {}
-    else:
-        range_fig, range_style = empty_figure(""), _HIDDEN
+        graph = dcc.Graph(
+            id=ids.RUN_RANGE_GRAPH, figure=range_test_figure(entry.run), config={"displaylogo": False}
+        )
+        range_box = [graph]
     live = store.is_live(entry, time.time() if now is None else now)
     title = [entry.name, html.Span(" live", className="live")] if live else entry.name
-    return title, fig, side_panel(entry), range_fig, range_style
+    return title, fig, side_panel(entry), range_box
 
 
 def verdict_badge(entry: RunEntry) -> html.Span:
@@ -169,8 +165,7 @@ def register_callbacks(app: dash.Dash, store: RunStore) -> None:
         Output(ids.RUN_TITLE, "children"),
         Output(ids.RUN_GRAPH, "figure"),
         Output(ids.RUN_SIDE, "children"),
-        Output(ids.RUN_RANGE_GRAPH, "figure"),
-        Output(ids.RUN_RANGE_GRAPH, "style"),
+        Output(ids.RUN_RANGE_BOX, "children"),
         Input(ids.VERSION, "data"),
         Input(ids.RUN_ID, "data"),
     )

@@ -171,6 +171,12 @@ class TestMerge:
         assert r.signal("loss").values.tolist() == [3.0, 2.0]
         assert r.signal("val_loss").values.tolist() == [3.5, 2.5]
 
+    def test_user_tag_override(self, tmp_path):
+        eventfiles.torch_scalars(tmp_path, [("loss", 0, 1.0), ("my/custom_loss", 0, float("nan"))])
+        (r,) = read_logdir(tmp_path, {"loss": "my/custom_loss"}).values()
+        assert r.signal("loss").tag == "my/custom_loss" and np.isnan(r.signal("loss").values[0])
+        assert r.scalars["loss"].values.tolist() == [1.0]  # unmapped tags stay by their name
+
     def test_optimizer_inferred_from_lightning_tag(self, tmp_path):
         eventfiles.torch_scalars(tmp_path, [("lr-SGD", 0, 0.1), ("train_loss_step", 0, 2.0)])
         (r,) = read_logdir(tmp_path).values()

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -264,3 +267,75 @@ def test_ddp_two_processes_gloo(tmp_path):
     run = read_logdir(str(tmp_path / "sharded"))["."]
     expected = np.hypot(norms[0]["sharded"], norms[1]["sharded"])
     np.testing.assert_allclose(run.signal("grad_norm").values, expected, rtol=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_hparams_tab_lists_the_runs(tmp_path):
+    """A real TensorBoard server: its HParams plugin lists each run with its LR and status."""
+    import torch
+    from lrdoctor.collectors import Collector
+
+    for name, lr in (("slow", 0.001), ("fast", 0.1)):
+        model = torch.nn.Linear(4, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        with Collector(tmp_path / name, model=model, optimizer=opt, batch_size=8) as col:
+            for _ in range(3):
+                opt.zero_grad()
+                model(torch.randn(8, 4)).sum().backward()
+                opt.step()
+                col.step(torch.tensor(1.0))
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(tmp_path),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups"
+    body = {
+        "experimentName": "",
+        "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"],
+        "colParams": [{"hparam": "lr", "order": "ORDER_ASC"}],
+        "startIndex": 0,
+        "sliceSize": 10,
+    }
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                groups = _post_json(url, body)["sessionGroups"]
+                if len(groups) == 2:
+                    break
+            except (OSError, KeyError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "TensorBoard did not list the runs within 60 s"
+            time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(30)
+    listed = [
+        (g["name"], g["hparams"]["lr"], g["hparams"]["optimizer"], g["sessions"][0]["status"]) for g in groups
+    ]
+    assert listed == [("slow", 0.001, "SGD", "STATUS_SUCCESS"), ("fast", 0.1, "SGD", "STATUS_SUCCESS")]

@@ -14,6 +14,7 @@ from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.app import build_app
 from lrdoctor.dashboard.data import RunStore
 from lrdoctor.dashboard.export import ExportError, write_report
+from lrdoctor.dashboard.figures import first_nonfinite
 
 SAMPLE_RUNS = Path(__file__).resolve().parents[2] / "sample_runs"
 
@@ -40,7 +41,9 @@ def test_html_has_every_run_verdict_and_fix(html_report):
     for e in snap.entries:
         assert f"id='run-{e.id}'>{html.escape(e.name)}" in text
         assert html.escape(summary.top_fix(e)) in text
-    assert "NaN loss at step 48" in text  # the NaN marker of cnn_nan's plot
+    nan_run = next(e for e in snap.entries if e.name == "cnn_nan").run
+    step, kind = first_nonfinite(nan_run.signal("loss"))
+    assert f"{kind} loss at step {step}" in text  # the NaN marker of cnn_nan's plot
     assert text.count("class='finding'") == sum(len(e.report.findings) for e in snap.entries)
 
 

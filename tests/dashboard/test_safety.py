@@ -160,7 +160,8 @@ def test_serve_binds_localhost_without_debug_and_reports_progress(setup):
         assert url is not None and url.startswith("http://127.0.0.1:"), lines
         assert "4 event files" in lines[0]
         assert any(
-            re.search(r"read 4 runs, [\d,]+ points in [\d.]+ s \(\d+ read problems", x) for x in lines
+            re.search(r"read 4 runs, [\d,]+ points in [\d.]+ s \(audit [\d.]+ s\); \d+ read problems", x)
+            for x in lines
         ), lines
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert '"ui":false' in page.replace(" ", "")  # Dash debug mode (dev tools UI) is off
@@ -175,3 +176,17 @@ def test_serve_reports_missing_logdir(tmp_path):
 
     with pytest.raises(LogdirError, match="no such logdir"):
         serve(tmp_path / "missing")
+
+
+def test_serve_reports_taken_port(setup):
+    import socket
+
+    from lrdoctor.dashboard import serve
+
+    _root, logdir, *_ = setup
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=rf"cannot listen on 127.0.0.1:{port} \(Address already in use\)"):
+            serve(logdir, port=port)

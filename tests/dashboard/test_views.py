@@ -10,6 +10,7 @@ from dash import html
 from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.app import Route, route_for, status_text
 from lrdoctor.dashboard.data import RunStore
+from lrdoctor.dashboard.figures import first_nonfinite
 from lrdoctor.dashboard.views import compare, overview
 from lrdoctor.dashboard.views import run as run_view
 
@@ -51,7 +52,8 @@ class TestOverview:
         nan = next(r for r in rows if r["name"] == "cnn_nan")
         assert nan["verdict_key"] == "lr_too_high" and nan["top_finding"] == "nan_loss"
         assert nan["run"] == f"[cnn\\_nan](/run/{nan['id']})"
-        assert nan["lr_initial"] == 1.0 and nan["optimizer"] == "SGD" and nan["batch_size"] == 64
+        hp = _by_name(snap, "cnn_nan").run.hparams
+        assert (nan["lr_initial"], nan["optimizer"], nan["batch_size"]) == (hp["lr"], "SGD", hp["batch_size"])
         assert nan["final_loss"] is None and nan["final_loss_text"] == "nan"  # NaN cannot travel as JSON
         assert nan["fix_full"] == _by_name(snap, "cnn_nan").report.top.fix
         assert len(nan["fix"]) <= summary.SHORT_FIX_CHARS + 3
@@ -112,26 +114,28 @@ class TestRunPage:
     def test_nan_run(self, samples):
         store, snap = samples
         e = _by_name(snap, "cnn_nan")
-        title, fig, side, _range_fig, range_style = run_view.render(store, snap, str(e.id))
+        title, fig, side, range_box = run_view.render(store, snap, str(e.id))
         assert _texts(title).startswith("cnn_nan")
-        assert "NaN loss at step 48" in [t.name for t in fig.data]
+        step, kind = first_nonfinite(e.run.signal("loss"))
+        assert f"{kind} loss at step {step}" in [t.name for t in fig.data]
         text = _texts(side)
         assert e.report.top.fix in text and e.report.top.message in text
         assert "LR too high" in text and "momentum" in text
-        assert range_style == {"display": "none"}
+        assert range_box == []
 
     def test_range_test_shows_loss_vs_lr(self, samples):
         store, snap = samples
         e = _by_name(snap, "lr_range_test")
-        _, _, _, range_fig, range_style = run_view.render(store, snap, e.id)
-        assert range_style == {}
+        _, _, _, range_box = run_view.render(store, snap, e.id)
+        range_fig = range_box[0].figure
         assert range_fig.layout.xaxis.type == "log"
-        assert any("suggested LR 0.0494" in a.text for a in range_fig.layout.annotations)
+        suggested = f"suggested LR {e.run.hparams['suggested_lr']:.3g}"
+        assert any(suggested in a.text for a in range_fig.layout.annotations)
 
     @pytest.mark.parametrize("bad", ["..", "../../etc/passwd", "/etc/passwd", "%2e%2e%2f", "99999", "x"])
     def test_unknown_id(self, samples, bad):
         store, snap = samples
-        title, fig, side, _, _ = run_view.render(store, snap, bad)
+        title, fig, side, _ = run_view.render(store, snap, bad)
         assert "No run with id" in title and "overview" in _texts(side)
 
     def test_hidden_page_is_cheap(self, samples):

@@ -73,6 +73,20 @@ def serve_logdir() -> Iterator:
 
 
 @pytest.fixture
+def serve_store() -> Iterator:
+    """``serve_store(store) -> Served``: the app over a store the test controls (no load started)."""
+    served: list[Served] = []
+
+    def start(store: RunStore) -> Served:
+        served.append(Served(store))
+        return served[-1]
+
+    yield start
+    for s in served:
+        s.close()
+
+
+@pytest.fixture
 def browser(tmp_path: Path) -> Iterator:
     """Headless Chromium driven by selenium; downloads go to ``tmp_path / "downloads"``."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):

@@ -10,6 +10,7 @@ from pathlib import Path
 import dashboard_logs
 import pytest
 from lrdoctor.dashboard import summary
+from lrdoctor.dashboard.data import RunStore
 from lrdoctor.dashboard.figures import VERDICT_LABELS, first_nonfinite
 from lrdoctor.dashboard.views.overview import verdict_counts
 from selenium.webdriver.common.by import By
@@ -140,3 +141,20 @@ def test_new_and_growing_runs_appear_live(tmp_path, serve_logdir, browser, scree
     _wait(browser, lambda d: d.find_element(By.ID, "run-title").text.startswith("first"))
     dashboard_logs.write_run(tmp_path, "first", [float("nan")] * 5, start=50)
     _wait(browser, lambda d: "NaN loss at step 50" in _text_of(d, "#run-graph svg text"))
+
+
+def test_loading_state_then_table(tmp_path, serve_store, browser, screenshot):
+    """While the first read runs the page says so (never blank); the table follows by itself."""
+    dashboard_logs.write_run(tmp_path, "only", *dashboard_logs.healthy(30)[:1])
+    store = RunStore(tmp_path, refresh_s=1.0)
+    store._refresh_lock.acquire()  # stands for a long first read still running
+    try:
+        served = serve_store(store)
+        browser.get(served.url + "/")
+        _wait(browser, lambda d: "Reading 1 event files" in _text_of(d, "#overview-counts"))
+        assert "reading logdir" in browser.find_element(By.ID, "status").text
+        screenshot(browser, "loading")
+    finally:
+        store._refresh_lock.release()
+    _wait(browser, lambda d: d.find_elements(By.LINK_TEXT, "only"))
+    assert "1 runs" in _text_of(browser, "#overview-counts")

@@ -45,3 +45,28 @@ def test_other_folder_or_optimizer_is_not_a_reference():
     )
     ctx = DetectorContext(peers=(base,), peer_verdicts={"x/a": Verdict.HEALTHY})
     assert detect_batch_lr_scaling(other, ctx) == []
+
+
+def test_most_similar_healthy_sibling_is_the_reference():
+    note = {"note": "LR 0.05 for both batch sizes"}
+    a = curves.make_run(
+        "batch_32",
+        loss=curves.decay(),
+        lr=np.full(300, 0.05),
+        hparams={"batch_size": 32, "optimizer": "SGD", **note},
+    )
+    b = curves.make_run(
+        "other", loss=curves.decay(), lr=np.full(300, 0.05), hparams={"batch_size": 64, "optimizer": "SGD"}
+    )
+    big = curves.make_run(
+        "batch_256",
+        loss=curves.decay(),
+        lr=np.full(300, 0.05),
+        hparams={"batch_size": 256, "optimizer": "SGD", **note},
+    )
+    ctx = DetectorContext(
+        peers=(a, b),
+        peer_verdicts={"batch_32": Verdict.HEALTHY, "other": Verdict.HEALTHY, "batch_256": Verdict.HEALTHY},
+    )
+    (f,) = detect_batch_lr_scaling(big, ctx)
+    assert f.evidence["reference_batch_size"] == 32 and f.evidence["rule_lr"] == 0.4

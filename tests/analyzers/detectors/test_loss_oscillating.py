@@ -28,3 +28,16 @@ def test_quiet_on_step_decay_drop():
 def test_empty_and_all_nan():
     assert detect_loss_oscillating(curves.make_run(loss=np.zeros(0))) == []
     assert detect_loss_oscillating(curves.make_run(loss=np.full(100, np.nan))) == []
+
+
+def test_fast_drop_then_wandering_back_up_fires():
+    rng = np.random.default_rng(1)
+    loss = np.r_[2.3, 1.6 + 0.3 * np.sin(np.arange(99) / 6) + 0.05 * rng.standard_normal(99)]
+    loss[60:] += 0.15  # ends no lower than the best of its first 20%
+    (f,) = detect_loss_oscillating(curves.make_run(loss=loss))
+    assert f.evidence["wander_ratio"] >= 0.5 and "gained nothing" in f.message
+
+
+def test_steady_plateau_after_fast_drop_is_quiet():
+    loss = np.r_[2.3, curves.noisy(np.full(99, 0.4), 0.05)]
+    assert detect_loss_oscillating(curves.make_run(loss=loss)) == []
