@@ -112,9 +112,10 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    overrides = _tag_overrides(args.tag)
     from lrdoctor.analyzers import audit
 
-    result = audit(args.logdir, tag_overrides=_tag_overrides(args.tag))
+    result = audit(args.logdir, tag_overrides=overrides)
     fail_on = [c.strip() for c in args.fail_on.split(",") if c.strip()]
     unknown = result.unknown_codes(fail_on)
     if unknown:
@@ -137,9 +138,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from lrdoctor.dashboard.export import write_report
+    from lrdoctor.dashboard.export import ExportError, write_report
 
-    path = write_report(args.logdir, args.output, tag_overrides=_tag_overrides(args.tag))
+    try:
+        path = write_report(args.logdir, args.output, tag_overrides=_tag_overrides(args.tag))
+    except ExportError as e:
+        raise CliError(str(e)) from None
     print(f"lrdoctor: wrote {path}", file=sys.stderr)
     return 0
 
@@ -172,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return {"audit": _cmd_audit, "report": _cmd_report, "serve": _cmd_serve}[args.command](args)
-    except (CliError, LogdirError) as e:
+    except (CliError, LogdirError, OSError) as e:  # OSError: an output file or port we cannot use
         print(f"lrdoctor: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

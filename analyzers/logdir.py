@@ -310,6 +310,7 @@ class _RunDir:
     name: str
     path: str
     files: dict[str, _FileState] = field(default_factory=dict)  # by file name
+    seen: bool = False  # checked at least once (a budgeted refresh may not reach every folder)
 
     def check_files(self) -> tuple[bool, list[_FileState]]:
         """Find new files and stat all. Returns (anything changed, files with bytes to read)."""
@@ -455,26 +456,43 @@ class Logdir:
             if rel not in self._dirs:
                 self._dirs[rel] = _RunDir(rel, dirpath)
 
-    def refresh(self) -> dict[str, Run]:
+    def refresh(self, budget_bytes: int | None = None) -> dict[str, Run]:
         """Read new bytes of every event file (and new files and folders) and return all runs.
 
+        Args:
+            budget_bytes: stop taking further run folders (in name order) once this many new
+                bytes are due to be read, so a first load of a huge logdir can be shown in
+                parts; `pending` then counts the folders never read yet, and the next call
+                goes on. None: read everything.
+
         Returns:
-            ``{run name: Run}``, sorted by name. Runs whose files did not change are the same
-            objects as last time.
+            ``{run name: Run}``, sorted by name, for every folder read at least once. Runs whose
+            files did not change are the same objects as last time.
         """
         self._discover()
         changed: set[str] = set()
         to_read: list[_FileState] = []
-        for rel, d in self._dirs.items():
+        due = 0
+        for rel in sorted(self._dirs):
+            if budget_bytes is not None and due >= budget_bytes:
+                break
+            d = self._dirs[rel]
             dir_changed, files = d.check_files()
+            d.seen = True
             if dir_changed:
                 changed.add(rel)
             to_read.extend(files)
+            due += sum(f.size - f.offset for f in files)
         _read_all(to_read, self.workers)
         return self._assemble(changed)
 
+    @property
+    def pending(self) -> int:
+        """Run folders found but not read yet (after a `refresh` with a byte budget)."""
+        return sum(not d.seen for d in self._dirs.values())
+
     def _assemble(self, changed: set[str]) -> dict[str, Run]:
-        dirs = self._dirs
+        dirs = {rel: d for rel, d in self._dirs.items() if d.seen}
         owner: dict[str, tuple[str, str]] = {}  # dir -> (run name, tag prefix)
         for rel in sorted(dirs):
             parent, _, base = rel.rpartition("/")

@@ -153,8 +153,12 @@ def fmt(x: float) -> str:
 
 END_FRACTION = 0.1  # the "end level" is the median of this last fraction of the finite loss
 INIT_POINTS = 5  # initial level: median of the first INIT_POINTS points (minibatch noise) ...
-INIT_SPREAD_RATIO = 1.5  # ... unless they spread more than this (max/min): a blow-up, use the first
+INIT_FALLING_TREND = -0.9  # ... but the first point when they fall in order (a fast first drop) ...
+INIT_BLOWUP_RATIO = 1.2  # ... or when the first is their lowest and their median this x it (a blow-up)
+AFTERMATH_POINTS = 5  # points before and after the highest loss point compared for lasting damage
 NOISE_WINDOW_POINTS = 9  # rolling-median window (points) the minibatch noise is measured around
+FALL_SIGNIFICANCE = 2.0  # a fall between two part medians counts above this many standard errors
+ACTIVE_LR_FRACTION = 0.5  # the loss is judged "still falling" where the LR was >= this x its peak
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,7 @@ class LossProfile:
         peak_sigmas: that point's height above ``init`` in robust sigmas of the first half's
             minibatch noise (spread around a 9-point rolling median); inf if there is no noise.
         peak_step: the step of that point.
+        peak_after_ratio: `aftermath_ratio` of that point (above 1: the loss stayed up after it).
         max_ratio: highest loss point of the whole run over ``init``.
         min_level: lowest block median (40 blocks) of the loss (loss units).
         late_trend: Spearman rank trend of the last half's 10 block medians (-1: falling).
@@ -181,6 +186,9 @@ class LossProfile:
             from init to the lowest of them (0 for a monotone fall; >= 1: it climbed back up
             as much as it ever fell).
         early_best: lowest of the first 4 of those 20 block medians (the first 20% of the run).
+        late_fall_ratio: `late_fall_rate` over the high-LR part of the run (`active_prefix`):
+            the loss's fall rate at the end over its average rate (0: converged or flat within
+            the noise, ~1: a steady decline far from any plateau). Scale- and floor-free.
     """
 
     steps: np.ndarray
@@ -191,6 +199,7 @@ class LossProfile:
     peak_ratio: float
     peak_sigmas: float
     peak_step: int
+    peak_after_ratio: float
     max_ratio: float
     min_level: float
     late_trend: float
@@ -198,10 +207,89 @@ class LossProfile:
     grad_spike_ratio: float
     wander_ratio: float
     early_best: float
+    late_fall_ratio: float
 
     def step_at_fraction(self, frac: float) -> int:
         """The step at a fraction (0..1) of the finite points."""
         return int(self.steps[min(len(self.steps) - 1, int(frac * len(self.steps)))])
+
+
+def initial_level(values: np.ndarray) -> float:
+    """Where the loss started: the median of the first `INIT_POINTS` points, or the first point.
+
+    Minibatch noise scatters the first points either way (heavy-tailed for a regression loss), so
+    their median is the level. Two starts keep the first point instead: the points fall in order
+    (rank trend <= `INIT_FALLING_TREND`: a fast first drop, which would pull the median down), or
+    the first point is the lowest and their median over `INIT_BLOWUP_RATIO` x it (the first
+    updates blew it up).
+    """
+    head = values[:INIT_POINTS]
+    first, med = float(head[0]), float(np.median(head))
+    blew_up = first > 0 and first == float(head.min()) and med > INIT_BLOWUP_RATIO * first
+    if rank_trend(head) <= INIT_FALLING_TREND or blew_up:
+        return first
+    return med
+
+
+def aftermath_ratio(values: np.ndarray, k: int, init: float) -> float:
+    """Median of the `AFTERMATH_POINTS` points after index ``k`` over the median of those before.
+
+    A blow-up damages the model, so the loss stays up after it (ratio well above 1); a minibatch
+    outlier (heavy-tailed noise) leaves no trace (ratio near 1). Before the first points, the
+    initial level stands in; with nothing after ``k``, inf (the run ended on it).
+    """
+    after = values[k + 1 : k + 1 + AFTERMATH_POINTS]
+    if len(after) == 0:
+        return float("inf")
+    before = values[max(0, k - AFTERMATH_POINTS) : k]
+    level = float(np.median(before)) if len(before) >= 3 else init
+    return float(np.median(after)) / level if level > 0 else float("inf")
+
+
+def late_fall_rate(values: np.ndarray, init: float) -> float:
+    """How fast the loss still falls at the end, relative to its average fall since the start.
+
+    The last half is cut into three equal parts; the fall between the medians of the last two
+    (d = m2 - m3, per point) is divided by the average fall per point from ``init`` to m3. A run
+    that has converged (an exponential approach to any floor) ends far slower than its average:
+    ratio near 0; a steady linear decline gives 1; a still-accelerating one more. No floor is
+    assumed. The fall counts only when it exceeds `FALL_SIGNIFICANCE` standard errors of a
+    difference of two such medians (minibatch noise measured around a rolling median): else 0.
+
+    Returns:
+        The ratio (0 when the end no longer falls beyond the noise, inf when nothing was gained).
+    """
+    half = values[len(values) // 2 :]
+    if len(half) < 6:
+        return 0.0
+    parts = np.array_split(half, 3)
+    m2, m3 = float(np.median(parts[1])), float(np.median(parts[2]))
+    sigma = robust_scale(half - rolling_median(half, NOISE_WINDOW_POINTS))
+    se = 1.2533 * sigma * np.sqrt(2.0 / len(parts[-1]))  # std error of a difference of medians
+    fall = m2 - m3
+    if fall <= FALL_SIGNIFICANCE * se:
+        return 0.0
+    gained = init - m3
+    if gained <= 0:
+        return float("inf")
+    # Per point: the last fall spans the distance between the two parts' centers.
+    step = (len(parts[1]) + len(parts[2])) / 2.0
+    return (fall / step) / (gained / (len(values) - len(parts[2]) / 2.0))
+
+
+def active_prefix(run: Run, curve: Curve) -> Curve:
+    """The part of the loss trained at a high LR: up to the last step with LR >= half its peak.
+
+    A decaying schedule (step, cosine, one-cycle) flattens the loss by itself as the LR goes to
+    0; whether the loss was still falling is judged where the schedule allowed fast progress.
+    Without an LR curve (or with too few points left) the whole curve.
+    """
+    lr = signal_curve(run, "lr").finite_prefix()
+    if len(lr) < 2 or not lr.values.max() > 0:
+        return curve
+    high = np.flatnonzero(lr.values >= ACTIVE_LR_FRACTION * lr.values.max())
+    k = int(np.searchsorted(curve.steps, lr.steps[high[-1]], side="right"))
+    return curve if k < MIN_POINTS else Curve(curve.steps[:k], curve.values[:k])
 
 
 @functools.lru_cache(maxsize=PROFILE_CACHE_RUNS)
@@ -218,11 +306,7 @@ def loss_profile(run: Run) -> LossProfile | None:
     n = len(v)
     if n < MIN_POINTS:
         return None
-    head = v[:INIT_POINTS]
-    calm_start = head.min() > 0 and head.max() <= INIT_SPREAD_RATIO * head.min()
-    # Noise may make the first point low (use the median), a fast first drop makes the median
-    # low (keep the first point): the larger of the two, unless the start is a blow-up.
-    init = max(float(v[0]), float(np.median(head))) if calm_start else float(v[0])
+    init = initial_level(v)
     unit = abs(init) if init != 0 else 1.0
     end = float(np.median(v[-max(3, int(n * END_FRACTION)) :]))
     first_half = v[: max(2, n // 2)]
@@ -250,6 +334,7 @@ def loss_profile(run: Run) -> LossProfile | None:
         peak_ratio=float(first_half[k]) / unit,
         peak_sigmas=(float(first_half[k]) - init) / early_noise if early_noise > 0 else float("inf"),
         peak_step=int(curve.steps[k]),
+        peak_after_ratio=aftermath_ratio(v, k, init),
         max_ratio=float(v.max()) / unit,
         min_level=float(blocks.min()),
         late_trend=rank_trend(late_blocks),
@@ -257,4 +342,5 @@ def loss_profile(run: Run) -> LossProfile | None:
         grad_spike_ratio=float(grad.max()) / gmed if len(grad) and gmed > 0 else float("nan"),
         wander_ratio=rises / fall if fall > 0 else float("inf"),
         early_best=float(b20[:4].min()),
+        late_fall_ratio=late_fall_rate(active_prefix(run, curve).values, init),
     )

@@ -1,8 +1,9 @@
 """Collector overhead: training steps per second with and without it, interleaved in one run.
 
-Two identical copies of each model train on the same batches; one copy's optimizer is hooked by
-a `Collector` logging every step (loss, gradient norm, LR, accuracy). Short blocks of steps
-alternate between the two copies, so both see the same machine load. On CPU the time is the
+Three identical copies of each model train on the same batches; one copy's optimizer is hooked
+by a `Collector` logging every step (loss, gradient norm, LR, accuracy); the third copy, also
+without collector, is a control whose "overhead" shows the noise floor. Short blocks of steps
+rotate between the copies, so all see the same machine load. On CPU the time is the
 process's CPU time (training thread plus our writer thread), which other processes on a shared
 machine disturb much less than wall time. Overhead = total time with / total time without - 1,
 in percent (the median and quartiles of the per-block ratios show the noise). Target: <= 2 %.
@@ -27,8 +28,9 @@ import time
 from collections.abc import Callable
 
 import torch
-from lrdoctor.collectors import Collector
 from torch import nn
+
+from lrdoctor.collectors import Collector
 
 
 class SmallCNN(nn.Module):
@@ -77,20 +79,23 @@ def make_step(model: nn.Module, opt: torch.optim.Optimizer, col: Collector | Non
 def bench(
     name: str, model: nn.Module, shape: tuple[int, ...], args: argparse.Namespace, logdir: str
 ) -> float:
+    """Interleave training with and without the collector; print and return the overhead, %."""
     device = torch.device(args.device)
     torch.manual_seed(0)
-    plain = model.to(device)
-    logged = copy.deepcopy(plain)
-    opt_plain = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9)
-    opt_logged = torch.optim.SGD(logged.parameters(), lr=0.01, momentum=0.9)
+    models = {"without": model.to(device)}
+    models["with"] = copy.deepcopy(models["without"])
+    models["control"] = copy.deepcopy(models["without"])  # a second "without": the noise floor
+    opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
     batches = [
         (torch.randn(shape, device=device), torch.randint(0, 10, (shape[0],), device=device))
         for _ in range(16)
     ]
-    col = Collector(f"{logdir}/{name}", model=logged, optimizer=opt_logged, batch_size=shape[0],
-                    flush_every=args.flush_every)  # fmt: skip
-    sides = {"without": make_step(plain, opt_plain, None), "with": make_step(logged, opt_logged, col)}
-    times: dict[str, list[float]] = {"without": [], "with": []}
+    col = Collector(
+        f"{logdir}/{name}", model=models["with"], optimizer=opts["with"], batch_size=shape[0],
+        flush_every=args.flush_every,
+    )  # fmt: skip
+    sides = {k: make_step(models[k], opts[k], col if k == "with" else None) for k in models}
+    times: dict[str, list[float]] = {k: [] for k in sides}
     for side in sides.values():  # warm-up (allocations, first flush)
         for i in range(args.block):
             side(*batches[i % len(batches)])
@@ -98,9 +103,9 @@ def bench(
     # CPU: process CPU time (this process's threads, the writer included) is far less sensitive to
     # other processes on a shared machine than wall time. CUDA: wall time (the work is on the GPU).
     clock = time.perf_counter if device.type == "cuda" else time.process_time
+    keys = list(sides)
     for r in range(args.rounds):
-        order = ("without", "with") if r % 2 == 0 else ("with", "without")
-        for key in order:
+        for key in keys[r % 3 :] + keys[: r % 3]:  # rotate the order: no side always goes first
             step = sides[key]
             sync()
             if device.type == "cuda":
@@ -114,15 +119,17 @@ def bench(
             times[key].append(clock() - t0)
     col.close()
     steps = args.rounds * args.block
-    t_without, t_with = sum(times["without"]) / steps, sum(times["with"]) / steps
-    overhead = 100 * (t_with / t_without - 1)
+    per_step = {k: sum(v) / steps for k, v in times.items()}
+    overhead = 100 * (per_step["with"] / per_step["without"] - 1)
+    control = 100 * (per_step["control"] / per_step["without"] - 1)
     ratios = sorted(w / wo for w, wo in zip(times["with"], times["without"], strict=True))
-    q1, q3 = (100 * (ratios[int(q * (len(ratios) - 1))] - 1) for q in (0.25, 0.75))
     print(
-        f"{name:5s} {args.device}: without {1 / t_without:7.1f} steps/s ({1e3 * t_without:.3f} ms/step), "
-        f"with {1 / t_with:7.1f} steps/s ({1e3 * t_with:.3f} ms/step), overhead {overhead:+.2f} % "
-        f"(paired blocks: median {100 * (statistics.median(ratios) - 1):+.2f} %, IQR {q1:+.1f}..{q3:+.1f} %; "
-        f"{args.rounds} x {args.block} steps per side, logging every step)"
+        f"{name:5s} {args.device}: without {1 / per_step['without']:7.1f} steps/s "
+        f"({1e3 * per_step['without']:.3f} ms/step), with {1 / per_step['with']:7.1f} steps/s "
+        f"({1e3 * per_step['with']:.3f} ms/step): overhead {overhead:+.2f} % "
+        f"({1e6 * (per_step['with'] - per_step['without']):+.0f} us/step); "
+        f"control without-vs-without {control:+.2f} %; per-block ratio median "
+        f"{100 * (statistics.median(ratios) - 1):+.2f} %; {args.rounds} x {args.block} steps per side"
     )
     return overhead
 

@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the HTTP payload helper shared with the tests
 
 import dashboard_http  # noqa: E402
+
 from lrdoctor.dashboard.app import build_app  # noqa: E402
 from lrdoctor.dashboard.data import RunStore  # noqa: E402
 

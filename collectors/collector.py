@@ -51,13 +51,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from lrdoctor.collectors import hparams, shutdown, tags
-from lrdoctor.collectors.buffer import StepBuffer
-from lrdoctor.collectors.writer import BackgroundWriter, CollectorError
 from tensorboard.compat.proto import event_pb2
 from torch import nn
 
+from lrdoctor.collectors import hparams, shutdown, tags
+from lrdoctor.collectors.buffer import StepBuffer
+from lrdoctor.collectors.writer import BackgroundWriter, CollectorError
+
 RUN_KINDS = ("train", "lr_range_test")
+# step() calls without any optimizer step after which the user is warned once (a wrong optimizer?).
+NO_STEP_WARNING_CALLS = 100
 Number = int | float
 
 
@@ -130,7 +133,7 @@ class Collector:
         self._all_reduce = grad_norm_all_reduce and world_size > 1
         self._world_size = world_size
         self._module_every = module_grad_norm_every
-        self._step = start_step
+        self._step = self._start_step = start_step
         self._closed = False
         self._failed = False
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -205,6 +208,13 @@ class Collector:
         try:
             if self._optimizer is not None and self._opt_steps == 0:
                 self.skipped_calls += 1
+                if self.skipped_calls == NO_STEP_WARNING_CALLS and self._step == self._start_step:
+                    warnings.warn(
+                        f"lrdoctor: {NO_STEP_WARNING_CALLS} step() calls and no optimizer step seen; "
+                        "pass the optimizer object that actually steps (nothing is logged until it does)",
+                        CollectorWarning,
+                        stacklevel=2,
+                    )
                 return
             if self._writer is not None:  # a rank that only takes part in the norm all-reduce writes nothing
                 self._record_step(loss, scalars)

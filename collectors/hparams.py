@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lrdoctor.collectors import tags
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch import nn
+
+from lrdoctor.collectors import tags
 
 # Optimizer settings copied from the first param group when present.
 _OPTIMIZER_KEYS = ("momentum", "nesterov", "betas", "eps", "weight_decay", "dampening", "alpha")

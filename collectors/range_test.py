@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from lrdoctor.collectors.collector import Collector
 from torch import nn
+
+from lrdoctor.collectors.collector import Collector
 
 # Steps at the start of the curve ignored by the slope search: the average is still settling.
 SKIP_START_FRACTION = 0.1
@@ -94,7 +95,8 @@ def lr_range_test(
         model: the model to train (moved nowhere: batches go to its device).
         optimizer: its optimizer; every param group gets the swept LR.
         loss_fn: ``loss_fn(model(inputs), targets)`` -> scalar loss tensor.
-        data: iterable of ``(inputs, targets)`` batches; restarted when exhausted.
+        data: iterable of ``(inputs, targets)`` batches; restarted when exhausted (a one-shot
+            iterator that runs out ends the sweep early).
         start_lr: LR of the first step (> 0).
         end_lr: LR of the last step (> start_lr).
         num_steps: optimizer steps of the sweep (>= 2 ... in practice 50-300).
@@ -134,10 +136,9 @@ def lr_range_test(
     avg, best = 0.0, float("inf")
     try:
         model.train()
-        batches = _cycle(data)
-        for i, lr in enumerate(schedule):
+        # Not strict: the schedule ends the sweep, or a one-shot iterator running out does.
+        for i, (lr, (inputs, targets)) in enumerate(zip(schedule, _cycle(data), strict=False)):
             _set_lr(optimizer, float(lr))
-            inputs, targets = next(batches)
             optimizer.zero_grad()
             loss = loss_fn(model(_to(inputs, device)), _to(targets, device))
             loss.backward()
@@ -227,13 +228,18 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def _cycle(data: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """Batches of ``data``, restarted when exhausted; ends when a pass yields none (an iterator)."""
+    first = True
     while True:
         empty = True
         for batch in data:
             empty = False
             yield batch
-        if empty:
+        if empty and first:
             raise ValueError("data yielded no batch")
+        if empty:
+            return
+        first = False
 
 
 def _to(value: Any, device: torch.device) -> Any:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 import dash
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import DependencyException
+
 from lrdoctor.dashboard import export, ids
 from lrdoctor.dashboard.data import RunStore, Snapshot
 from lrdoctor.dashboard.views import compare, overview
@@ -113,6 +114,8 @@ def status_text(store: RunStore, snap: Snapshot, now: float | None = None) -> st
     """The header's one-line status: what is loaded and how fresh it is."""
     if not snap.loaded:
         return "reading logdir..."
+    if snap.pending:
+        return f"reading logdir: {len(snap.entries)} runs so far, {snap.pending} folders to go..."
     now = time.time() if now is None else now
     live = sum(store.is_live(e, now) for e in snap.entries)
     stamp = time.strftime("%H:%M:%S", time.localtime(snap.refreshed_at))
@@ -167,7 +170,7 @@ def _register_shell_callbacks(app: dash.Dash, store: RunStore) -> None:
     )
     def tick(_n: int, version: int) -> tuple:
         snap = store.refresh_if_due()
-        interval = int(store.refresh_s * 1000) if snap.loaded else LOADING_POLL_MS
+        interval = int(store.refresh_s * 1000) if snap.loaded and not snap.pending else LOADING_POLL_MS
         new_version = snap.version if snap.version != version else dash.no_update
         return new_version, status_text(store, snap), interval
 
@@ -203,7 +206,7 @@ def _register_shell_callbacks(app: dash.Dash, store: RunStore) -> None:
             r.run_id,
             compare.run_options(snap),
             picked,
-            snap.loaded,
+            snap.loaded and not snap.pending,  # re-route as parts of the first read arrive
         )
 
     @app.callback(
@@ -278,7 +281,11 @@ def serve(
 
     def progress() -> None:
         while not done.wait(PROGRESS_EVERY_S):
-            _say(f"still reading and auditing {scan.files} files ({time.perf_counter() - t0:.0f} s)...")
+            snap = store.snapshot()
+            _say(
+                f"still reading and auditing {scan.files} files ({time.perf_counter() - t0:.0f} s; "
+                f"{len(snap.entries)} runs shown, {snap.pending} folders to go)..."
+            )
 
     threading.Thread(target=progress, name="lrdoctor-progress", daemon=True).start()
     _say(f"dashboard on http://{host}:{server.port}/ (Ctrl+C to stop)")

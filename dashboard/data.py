@@ -30,6 +30,10 @@ from lrdoctor.analyzers import AuditResult, Logdir, Run, RunReport, analyze_run,
 
 _ID_RE = re.compile(r"[0-9]{1,9}")
 
+# The first read of a big logdir is published in parts of about this many bytes, so the
+# overview fills in within seconds instead of after the whole read.
+FIRST_LOAD_PART_BYTES = 64 << 20
+
 # torch's SummaryWriter flushes every 120 s by default, so a run still being written may not
 # touch its file for that long: it stays "live" at least this long after its last write.
 MIN_LIVE_WINDOW_S = 150.0
@@ -65,7 +69,8 @@ class Snapshot:
         version: increases by one at every refresh that changed something.
         entries: every run, sorted by name.
         warnings: every read problem ("path:offset: problem"), logdir-level ones first.
-        loaded: False until the first read finished.
+        loaded: False until the first part of the first read finished.
+        pending: run folders the first read has not reached yet (0 once it is complete).
         refreshed_at: when the last refresh finished, seconds since the epoch (0 before).
         read_s: how long the last refresh took in all (reading and auditing), seconds.
         audit_s: how much of that the audit took, seconds (0 when nothing changed).
@@ -76,6 +81,7 @@ class Snapshot:
     entries: tuple[RunEntry, ...] = ()
     warnings: tuple[str, ...] = ()
     loaded: bool = False
+    pending: int = 0
     refreshed_at: float = 0.0
     read_s: float = 0.0
     audit_s: float = 0.0
@@ -253,14 +259,21 @@ class RunStore:
 
     def _refresh_locked(self) -> Snapshot:
         t0 = time.perf_counter()
-        runs = self._logdir.refresh()
+        if self._snapshot.loaded and not self._snapshot.pending:
+            runs = self._logdir.refresh()
+        else:  # first read: show each part as it arrives, audit the whole at the end
+            runs = self._logdir.refresh(budget_bytes=FIRST_LOAD_PART_BYTES)
+            while self._logdir.pending:
+                self._publish_part(runs, t0)
+                runs = self._logdir.refresh(budget_bytes=FIRST_LOAD_PART_BYTES)
         old = self._snapshot
         same = (
             old.audit is not None
+            and not old.pending
             and runs.keys() == old.audit.runs.keys()
             and all(run is old.audit.runs[name] for name, run in runs.items())
         )
-        warnings = list(self._logdir.warnings) + [w for run in runs.values() for w in run.warnings]
+        warnings = self._warnings(runs)
         if same and warnings == list(old.warnings):
             self._snapshot = dataclasses.replace(
                 old, refreshed_at=time.time(), read_s=time.perf_counter() - t0, audit_s=0.0
@@ -270,16 +283,37 @@ class RunStore:
         result, errors = _audit(runs)
         audit_s = time.perf_counter() - t_audit
         result = dataclasses.replace(result, logdir=self.path, warnings=warnings)
+        return self._publish(runs, result, errors, t0, audit_s)
+
+    def _warnings(self, runs: dict[str, Run]) -> list[str]:
+        return list(self._logdir.warnings) + [w for run in runs.values() for w in run.warnings]
+
+    def _publish_part(self, runs: dict[str, Run], t0: float) -> None:
+        """Publish the runs read so far, each analyzed alone (the cross-run check waits for all)."""
+        reports, errors = _analyze_each(runs, previous=self._snapshot.audit)
+        result = AuditResult(self.path, dict(runs), reports, self._warnings(runs))
+        self._publish(runs, result, errors, t0, 0.0, pending=self._logdir.pending)
+
+    def _publish(
+        self,
+        runs: dict[str, Run],
+        result: AuditResult,
+        errors: dict[str, str],
+        t0: float,
+        audit_s: float,
+        pending: int = 0,
+    ) -> Snapshot:
         entries = []
         for name, run in runs.items():
             if name not in self._ids:
                 self._ids[name] = len(self._ids)
             entries.append(RunEntry(self._ids[name], run, result.reports.get(name), errors.get(name, "")))
         self._snapshot = Snapshot(
-            version=old.version + 1,
+            version=self._snapshot.version + 1,
             entries=tuple(entries),
-            warnings=tuple(warnings),
+            warnings=tuple(result.warnings),
             loaded=True,
+            pending=pending,
             refreshed_at=time.time(),
             read_s=time.perf_counter() - t0,
             audit_s=audit_s,
@@ -287,6 +321,26 @@ class RunStore:
             _by_id={e.id: e for e in entries},
         )
         return self._snapshot
+
+
+def _analyze_each(
+    runs: dict[str, Run], previous: AuditResult | None = None
+) -> tuple[dict[str, RunReport], dict[str, str]]:
+    """Analyze each run alone (no cross-run check), reusing ``previous`` reports of unchanged runs.
+
+    Returns:
+        ({run name: report}, {run name: one-line error} for runs the analyzers failed on).
+    """
+    reports, errors = {}, {}
+    for name, run in runs.items():
+        if previous is not None and previous.runs.get(name) is run and name in previous.reports:
+            reports[name] = previous.reports[name]
+            continue
+        try:
+            reports[name] = analyze_run(run)
+        except Exception as e:  # a detector bug on one odd run must not take the whole dashboard down
+            errors[name] = f"{name}: analysis failed ({type(e).__name__}: {e})"
+    return reports, errors
 
 
 def _audit(runs: dict[str, Run]) -> tuple[AuditResult, dict[str, str]]:
@@ -299,10 +353,5 @@ def _audit(runs: dict[str, Run]) -> tuple[AuditResult, dict[str, str]]:
         return audit(runs), {}
     except Exception:  # a detector bug on one odd run must not take the whole dashboard down
         pass
-    reports, errors = {}, {}
-    for name, run in runs.items():
-        try:
-            reports[name] = analyze_run(run)
-        except Exception as e:
-            errors[name] = f"{name}: analysis failed ({type(e).__name__}: {e})"
+    reports, errors = _analyze_each(runs)
     return AuditResult("", dict(runs), reports, []), errors

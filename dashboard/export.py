@@ -12,6 +12,7 @@ import os
 import time
 
 import plotly.offline
+
 from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.data import RunEntry, RunStore, Snapshot
 from lrdoctor.dashboard.figures import (

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from lrdoctor.analyzers import Finding, Run, Series
 from plotly.subplots import make_subplots
+
+from lrdoctor.analyzers import Finding, Run, Series
 
 # Points per curve sent to the browser; a bucket keeps its min and max, so this is ~2x buckets.
 MAX_POINTS = 2000

@@ -10,6 +10,7 @@ import math
 import time
 
 import numpy as np
+
 from lrdoctor.analyzers import Series
 from lrdoctor.dashboard.data import RunEntry
 

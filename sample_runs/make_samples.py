@@ -29,10 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from lrdoctor.analyzers import read_logdir
-from lrdoctor.collectors import Collector, lr_range_test
 from sklearn.datasets import load_digits
 from torch import nn
+
+from lrdoctor.analyzers import read_logdir
+from lrdoctor.collectors import Collector, lr_range_test
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 0

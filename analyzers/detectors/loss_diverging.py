@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from lrdoctor.analyzers.detectors._fixes import lower_lr
 from lrdoctor.analyzers.detectors.context import DetectorContext, lr_at
+from lrdoctor.analyzers.detectors.stuck_at_chance import is_damaging_spike
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import fmt, loss_profile, rolling_median
@@ -39,8 +40,9 @@ def detect_loss_diverging(run: Run, context: DetectorContext | None = None) -> l
     (end - min) / (init - min); ``peak_ratio`` = highest early point / init. Fires when
     progress < ``ABOVE_INIT_PROGRESS`` (ERROR), the rebound exceeds ``REBOUND_FRACTION`` after a
     gain of ``REBOUND_MIN_GAIN`` with a late rank trend >= ``REBOUND_TREND`` (ERROR), or a
-    spike above ``SPIKE_PEAK_RATIO`` x init was followed
-    by progress below ``SPIKE_MAX_PROGRESS`` (WARNING).
+    spike above ``SPIKE_PEAK_RATIO`` x init (beyond the noise and leaving the loss higher after
+    it: `stuck_at_chance.is_damaging_spike`) was followed by progress below ``SPIKE_MAX_PROGRESS``
+    (WARNING).
 
     Args:
         run: the run to examine.
@@ -80,7 +82,7 @@ def detect_loss_diverging(run: Run, context: DetectorContext | None = None) -> l
                 f"{int(p.steps[i])}."
             ),
         )
-    elif p.peak_ratio >= SPIKE_PEAK_RATIO and p.progress < SPIKE_MAX_PROGRESS:
+    elif p.peak_ratio >= SPIKE_PEAK_RATIO and p.progress < SPIKE_MAX_PROGRESS and is_damaging_spike(p):
         i = int(np.searchsorted(p.steps, p.peak_step))
         severity, what = (
             Severity.WARNING,

@@ -2,7 +2,11 @@
 
 Two shapes: the loss barely moved at all while the run was calm (no loss or gradient-norm
 spikes: the model simply did not move much), or it made moderate progress and is still falling
-steadily at the end (far from a plateau).
+steadily at the end (far from a plateau). "Still falling" is judged against the run's own pace
+and noise, not against an assumed floor of 0: a run that converged to a non-zero floor (a
+regression on noisy targets) or that is still improving slowly after a fast start ends falling
+much slower than its average pace; a run whose LR is too low keeps its pace (a steady decline).
+With a decaying schedule the pace is read where the LR was still high.
 """
 
 from __future__ import annotations
@@ -19,22 +23,27 @@ from lrdoctor.analyzers.stats import fmt, loss_profile
 BARELY_MOVED_PROGRESS = 0.1  # progress below this in a calm run: the model barely moved
 SLOW_PROGRESS = 0.5  # progress below this while still falling: slow
 STILL_FALLING_TREND = -0.6  # rank trend of the last half's block medians at or below this: falling
+KEEPS_PACE_RATIO = 0.4  # late fall rate over the average rate at or above this: not slowing down
 
 
 def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> list[Finding]:
     """Find a loss that decreases too slowly.
 
     Statistics (`stats.loss_profile`): ``progress`` = (init - end) / init; ``late_trend`` =
-    Spearman trend of the last half's block medians; turbulence as in `stuck_at_chance`.
+    Spearman trend of the last half's block medians; ``late_fall_ratio`` = fall rate at the end
+    of the high-LR part of the run (the whole run without a decaying schedule) over the average
+    fall rate (`stats.late_fall_rate`); turbulence as in `stuck_at_chance`.
     Fires (WARNING) on a calm run with progress < ``BARELY_MOVED_PROGRESS``, or with progress
-    < ``SLOW_PROGRESS`` and late_trend <= ``STILL_FALLING_TREND``.
+    < ``SLOW_PROGRESS``, late_trend <= ``STILL_FALLING_TREND`` and late_fall_ratio >=
+    ``KEEPS_PACE_RATIO`` (still falling at its own pace: far from a plateau).
 
     Args:
         run: the run to examine.
         context: unused.
 
     Returns:
-        At most one WARNING. Evidence: ``progress_ratio``, ``late_trend_rank``, ``peak_ratio``.
+        At most one WARNING. Evidence: ``progress_ratio``, ``late_trend_rank``, ``peak_ratio``,
+        ``late_fall_ratio``.
 
     Example:
         SGD at LR 0.001 on a CNN: 2.303 -> 2.29 over 300 steps, no spikes.
@@ -49,17 +58,22 @@ def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> li
         or (p.progress < BARELY_MOVED_PROGRESS and grad_ratio >= TURBULENT_GRAD_RATIO)
     ):
         return []
-    evidence = {"progress_ratio": p.progress, "late_trend_rank": p.late_trend, "peak_ratio": p.peak_ratio}
+    evidence = {
+        "progress_ratio": p.progress,
+        "late_trend_rank": p.late_trend,
+        "peak_ratio": p.peak_ratio,
+        "late_fall_ratio": p.late_fall_ratio,
+    }
     if p.progress < BARELY_MOVED_PROGRESS:
         what = (
             f"The loss barely moved: {fmt(p.init)} -> {fmt(p.end)} ({fmt(p.progress * 100)}% lower) "
             f"over {int(p.steps[-1] - p.steps[0])} steps, with no spikes in the loss or gradient norm."
         )
-    elif p.late_trend <= STILL_FALLING_TREND:
+    elif p.late_trend <= STILL_FALLING_TREND and p.late_fall_ratio >= KEEPS_PACE_RATIO:
         what = (
             f"The loss fell only {fmt(p.progress * 100)}% ({fmt(p.init)} -> {fmt(p.end)}) and is still "
-            f"falling steadily at the end (rank trend {fmt(p.late_trend)} over the last half): "
-            "far from a plateau."
+            f"falling steadily at the end (rank trend {fmt(p.late_trend)} over the last half, at "
+            f"{fmt(p.late_fall_ratio)}x its average pace): far from a plateau."
         )
     else:
         return []

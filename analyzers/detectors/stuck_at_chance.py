@@ -23,12 +23,32 @@ STUCK_PROGRESS = 0.1  # progress (fraction of the initial loss removed) below wh
 TURBULENT_PEAK_RATIO = 1.4  # a loss point this many times the initial loss: turbulent
 TURBULENT_PEAK_SIGMAS = 5.0  # ... and this many robust sigmas of minibatch noise above it
 TURBULENT_GRAD_RATIO = 4.0  # a grad-norm point this many times its median: turbulent
+DAMAGE_AFTERMATH_RATIO = 1.2  # a spike did damage if the loss stayed this many times higher after it ...
+DAMAGE_PEAK_SIGMAS = 10.0  # ... or it stood this many robust sigmas above the start (beyond heavy tails)
 CHANCE_ACCURACY_RATIO = 1.5  # end accuracy below this x 1/num_classes: at chance
 
 
 def is_loss_spike(p: LossProfile) -> bool:
-    """A loss point far above the start both relatively and against the minibatch noise."""
+    """A loss point far above the start both relatively and against the minibatch noise.
+
+    Rules out "small, safe steps" (`slow_decrease`) and, with no progress, says the updates were
+    large (stuck at chance); a blow-up the run "never recovered from" needs `is_damaging_spike`.
+    """
     return p.peak_ratio >= TURBULENT_PEAK_RATIO and p.peak_sigmas >= TURBULENT_PEAK_SIGMAS
+
+
+def is_damaging_spike(p: LossProfile) -> bool:
+    """A loss spike (`is_loss_spike`) that a minibatch outlier cannot explain.
+
+    Heavy-tailed minibatch noise (a regression loss on noisy targets) throws single points
+    several robust sigmas above the level, and leaves no trace. A blow-up either damages the
+    model, so the points after it stay up (``peak_after_ratio`` >= ``DAMAGE_AFTERMATH_RATIO``),
+    or is far beyond any noise tail (``peak_sigmas`` >= ``DAMAGE_PEAK_SIGMAS``).
+    `loss_diverging` needs one of the two for its "blew up and never recovered".
+    """
+    return is_loss_spike(p) and (
+        p.peak_after_ratio >= DAMAGE_AFTERMATH_RATIO or p.peak_sigmas >= DAMAGE_PEAK_SIGMAS
+    )
 
 
 def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> list[Finding]:

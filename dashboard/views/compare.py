@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import dash
 from dash import Input, Output, State, dcc, html
+
 from lrdoctor.dashboard import ids, summary
 from lrdoctor.dashboard.data import RunEntry, RunStore, Snapshot
 from lrdoctor.dashboard.figures import compare_figure

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
+
 from lrdoctor.dashboard import ids, summary
 from lrdoctor.dashboard.data import RunStore, Snapshot
 from lrdoctor.dashboard.figures import VERDICT_COLORS, VERDICT_LABELS
@@ -224,6 +225,13 @@ def counts_bar(store: RunStore, snap: Snapshot) -> list:
             )
         ]
     badges = [html.Span(f"{len(snap.entries)} runs", className="total")]
+    if snap.pending:
+        badges.append(
+            html.Span(
+                [html.Span(className="spinner"), f"reading {snap.pending} more run folders..."],
+                className="loading",
+            )
+        )
     for key, n in verdict_counts(snap).items():
         badges.append(
             html.Span(

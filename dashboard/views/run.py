@@ -11,6 +11,7 @@ import time
 
 import dash
 from dash import Input, Output, dcc, html
+
 from lrdoctor.dashboard import ids, summary
 from lrdoctor.dashboard.data import RunEntry, RunStore, Snapshot
 from lrdoctor.dashboard.figures import (

@@ -333,3 +333,19 @@ class TestChunkedReads:
         assert len(result.parsed.warnings) == 1
         assert result.parsed.warnings[0].startswith(f"{path}:{heads[99][0]}: bad length checksum; skipped")
         assert result.parsed.points["loss"][0].tolist() == [s for s in range(300) if s != 99]
+
+
+def test_budgeted_refresh_reads_run_folders_in_parts(tmp_path):
+    for i in range(4):
+        events = [eventfiles.file_version_event()] + [eventfiles.scalar_event("loss", s, 1.0) for s in range(50)]
+        eventfiles.write_records(tmp_path / f"run{i}" / eventfiles.event_file_name(1), events)
+    ld = Logdir(tmp_path, workers=1)
+    seen = []
+    while True:
+        runs = ld.refresh(budget_bytes=1)  # one folder per call: any folder exceeds 1 byte
+        seen.append(sorted(runs))
+        if not ld.pending:
+            break
+    assert seen == [["run0"], ["run0", "run1"], ["run0", "run1", "run2"], ["run0", "run1", "run2", "run3"]]
+    assert all(len(r.signal("loss")) == 50 for r in runs.values())
+    assert ld.refresh() == runs  # nothing left to read: same runs back

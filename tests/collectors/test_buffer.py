@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
-from lrdoctor.collectors.buffer import COLUMN_CHUNK, StepBuffer
 from tensorboard.compat.proto import event_pb2
+
+from lrdoctor.collectors.buffer import COLUMN_CHUNK, StepBuffer
 
 
 def _events_by_step(job):

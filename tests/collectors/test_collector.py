@@ -10,13 +10,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from lrdoctor.analyzers import read_logdir
-from lrdoctor.collectors import Collector, CollectorError, CollectorWarning, shutdown
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hp_metadata
 from torch import nn
+
+from lrdoctor.analyzers import read_logdir
+from lrdoctor.collectors import Collector, CollectorError, CollectorWarning, shutdown
 
 F = nn.functional
 
@@ -379,3 +380,15 @@ def test_no_host_device_sync_per_step_on_cuda(tmp_path):
             col.step(loss, accuracy=(out.argmax(1) == y).float().mean())
         torch.cuda.set_sync_debug_mode(0)
     assert _run(tmp_path, ".").signal("loss").steps.tolist() == list(range(40))
+
+
+def test_warns_once_when_the_optimizer_never_steps(tmp_path, make_model):
+    model = make_model()
+    hooked = torch.optim.SGD(model.parameters(), lr=0.05)
+    other = torch.optim.SGD(model.parameters(), lr=0.05)  # the loop steps this one by mistake
+    with pytest.warns(CollectorWarning, match="no optimizer step seen") as caught:
+        with Collector(tmp_path, model=model, optimizer=hooked) as col:
+            for _ in range(250):
+                other.step()
+                col.step(1.0)
+    assert len([w for w in caught if issubclass(w.category, CollectorWarning)]) == 1

@@ -6,13 +6,14 @@ import json
 
 import pytest
 import torch
-from lrdoctor.analyzers import read_logdir
-from lrdoctor.collectors import hparams
-from lrdoctor.collectors.writer import BackgroundWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hp_metadata
 from torch import nn
+
+from lrdoctor.analyzers import read_logdir
+from lrdoctor.collectors import hparams
+from lrdoctor.collectors.writer import BackgroundWriter
 
 
 class CustomSelfAttention(nn.Module):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import read_logdir
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_runs"

@@ -17,10 +17,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-from lrdoctor.analyzers import read_logdir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hp_metadata
+
+from lrdoctor.analyzers import read_logdir
 
 pytestmark = pytest.mark.slow
 
@@ -286,6 +287,7 @@ def _post_json(url: str, body: dict) -> dict:
 def test_tensorboard_hparams_tab_lists_the_runs(tmp_path):
     """A real TensorBoard server: its HParams plugin lists each run with its LR and status."""
     import torch
+
     from lrdoctor.collectors import Collector
 
     for name, lr in (("slow", 0.001), ("fast", 0.1)):

@@ -7,10 +7,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from lrdoctor.analyzers import read_logdir
 from lrdoctor.collectors import lr_range_test
 from lrdoctor.collectors.range_test import suggest_lr
-from torch import nn
 
 F = nn.functional
 
@@ -123,3 +124,10 @@ def test_empty_data_is_an_error_and_state_is_kept(make_model):
     with pytest.raises(ValueError, match="data yielded no batch"):
         lr_range_test(model, opt, F.cross_entropy, [])
     assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_one_shot_iterator_ends_the_sweep(make_model, make_batches):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    result = lr_range_test(model, opt, F.cross_entropy, iter(make_batches(7)), num_steps=20, end_lr=1e-2)
+    assert len(result.lrs) == 7 and result.diverged_lr is None

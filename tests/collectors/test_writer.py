@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from lrdoctor.analyzers import read_logdir
-from lrdoctor.collectors.writer import BackgroundWriter, CollectorError, frame, masked_crc32c
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import masked_crc32c as tb_masked_crc32c
+
+from lrdoctor.analyzers import read_logdir
+from lrdoctor.collectors.writer import BackgroundWriter, CollectorError, frame, masked_crc32c
 
 
 def _scalar(tag: str, step: int, value: float) -> event_pb2.Event:

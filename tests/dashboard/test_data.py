@@ -7,7 +7,9 @@ import time
 
 import dashboard_logs
 import pytest
+
 from lrdoctor.analyzers import LogdirError, audit
+from lrdoctor.dashboard import data
 from lrdoctor.dashboard.data import RunStore, Snapshot
 
 
@@ -28,6 +30,23 @@ class TestRefresh:
             assert e.report.verdict == expected.reports[e.name].verdict
             assert e.report.findings == expected.reports[e.name].findings
         assert [e.id for e in snap.entries] == list(range(len(snap.entries)))
+
+    def test_first_read_of_a_big_logdir_is_shown_in_parts(self, logdir, monkeypatch):
+        monkeypatch.setattr(data, "FIRST_LOAD_PART_BYTES", 1)  # one run folder per part
+        parts = []
+
+        class Recording(RunStore):
+            def _publish(self, *args, **kwargs):
+                snap = super()._publish(*args, **kwargs)
+                parts.append((len(snap.entries), snap.pending))
+                return snap
+
+        final = Recording(logdir).refresh()
+        n = len(final.entries)
+        assert n >= 3
+        # Every part is published with one more run and one folder fewer to go, then the full audit.
+        assert parts == [(k, n - k) for k in range(1, n)] + [(n, 0)]
+        assert final.audit.reports.keys() == audit(logdir).reports.keys()
 
     def test_corrupt_file_is_listed_not_fatal(self, logdir):
         snap = RunStore(logdir).refresh()

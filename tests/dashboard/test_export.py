@@ -9,6 +9,7 @@ from pathlib import Path
 import dashboard_http
 import dashboard_logs
 import pytest
+
 from lrdoctor.analyzers import LogdirError, audit
 from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.app import build_app

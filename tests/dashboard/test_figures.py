@@ -7,6 +7,7 @@ import math
 import dashboard_logs
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import Finding, Severity, read_logdir
 from lrdoctor.dashboard import figures
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import dashboard_http
 import dashboard_logs
 import pytest
+
 from lrdoctor.dashboard.app import build_app
 from lrdoctor.dashboard.data import RunStore
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import dashboard_logs
 import pytest
 from dash import html
+
 from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.app import Route, route_for, status_text
 from lrdoctor.dashboard.data import RunStore

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
+
 from lrdoctor.dashboard.app import build_app
 from lrdoctor.dashboard.data import RunStore
-from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("LRDOCTOR_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("LRDOCTOR_CHROMEDRIVER", "/usr/bin/chromedriver")

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import dashboard_logs
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
 from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.data import RunStore
 from lrdoctor.dashboard.figures import VERDICT_LABELS, first_nonfinite
 from lrdoctor.dashboard.views.overview import verdict_counts
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 SAMPLE_RUNS = Path(__file__).resolve().parents[2] / "sample_runs"
 TIMEOUT_S = 40
