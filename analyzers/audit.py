@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from lrdoctor.analyzers.detectors import (
     CROSS_RUN_DETECTORS,
     DETECTORS,

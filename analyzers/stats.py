@@ -12,8 +12,9 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from lrdoctor.analyzers.run import Run, Series
 from scipy import ndimage, stats
+
+from lrdoctor.analyzers.run import Run, Series
 
 PROFILE_CACHE_RUNS = 64  # loss profiles kept (one per run object)
 MIN_POINTS = 30  # finite loss points (one per step, see `collapse`) below which no shape is judged
@@ -189,6 +190,9 @@ class LossProfile:
         late_fall_ratio: `late_fall_rate` over the high-LR part of the run (`active_prefix`):
             the loss's fall rate at the end over its average rate (0: converged or flat within
             the noise, ~1: a steady decline far from any plateau). Scale- and floor-free.
+        init_se: standard error of ``init`` (loss units) when it is a median of the first
+            points: 1.2533 x the first half's noise / sqrt(5); a change smaller than a few of
+            these may be noise in where the run started.
     """
 
     steps: np.ndarray
@@ -208,6 +212,7 @@ class LossProfile:
     wander_ratio: float
     early_best: float
     late_fall_ratio: float
+    init_se: float
 
     def step_at_fraction(self, frac: float) -> int:
         """The step at a fraction (0..1) of the finite points."""
@@ -218,15 +223,21 @@ def initial_level(values: np.ndarray) -> float:
     """Where the loss started: the median of the first `INIT_POINTS` points, or the first point.
 
     Minibatch noise scatters the first points either way (heavy-tailed for a regression loss), so
-    their median is the level. Two starts keep the first point instead: the points fall in order
-    (rank trend <= `INIT_FALLING_TREND`: a fast first drop, which would pull the median down), or
-    the first point is the lowest and their median over `INIT_BLOWUP_RATIO` x it (the first
-    updates blew it up).
+    their median is the level. Three starts keep the first point instead:
+
+    - the points fall in order (rank trend <= `INIT_FALLING_TREND`): a fast first drop, which
+      would pull the median down;
+    - the first point stands apart from the next ones by more than their own spread (a drop on
+      the very first update, or a blow-up right after the first point);
+    - the first point is the lowest and their median over `INIT_BLOWUP_RATIO` x it (the first
+      updates blew the loss up).
     """
     head = values[:INIT_POINTS]
     first, med = float(head[0]), float(np.median(head))
+    rest = head[1:]
+    stands_apart = len(rest) >= 2 and abs(first - float(np.median(rest))) > float(np.ptp(rest))
     blew_up = first > 0 and first == float(head.min()) and med > INIT_BLOWUP_RATIO * first
-    if rank_trend(head) <= INIT_FALLING_TREND or blew_up:
+    if rank_trend(head) <= INIT_FALLING_TREND or stands_apart or blew_up:
         return first
     return med
 
@@ -343,4 +354,5 @@ def loss_profile(run: Run) -> LossProfile | None:
         wander_ratio=rises / fall if fall > 0 else float("inf"),
         early_best=float(b20[:4].min()),
         late_fall_ratio=late_fall_rate(active_prefix(run, curve).values, init),
+        init_se=1.2533 * early_noise / np.sqrt(INIT_POINTS),
     )

@@ -59,6 +59,8 @@ from lrdoctor.collectors.buffer import StepBuffer
 from lrdoctor.collectors.writer import BackgroundWriter, CollectorError
 
 RUN_KINDS = ("train", "lr_range_test")
+# The buffer holds flush_every rows with a view per cell; past this the saving is nil anyway.
+MAX_FLUSH_EVERY = 1000
 # step() calls without any optimizer step after which the user is warned once (a wrong optimizer?).
 NO_STEP_WARNING_CALLS = 100
 Number = int | float
@@ -79,7 +81,7 @@ class Collector:
             call is a step and only the given scalars are logged.
         batch_size: samples per optimizer step, all ranks together. None: inferred from the
             first dimension of the model's inputs between two optimizer steps, times the world size.
-        flush_every: steps kept on the device between two host copies.
+        flush_every: steps kept on the device between two host copies (1 to 1000).
         grad_clip: max gradient norm if the loop clips by itself (recorded, not applied).
         scheduler: the LR scheduler (its class is recorded).
         scaler: AMP ``GradScaler`` (recorded; `clip_grad_norm_` unscales through it).
@@ -91,6 +93,14 @@ class Collector:
         per_rank: under torch.distributed, every rank writes ``<logdir>/rank<N>``.
         grad_norm_all_reduce: all-reduce squared gradient norms over ranks (sharded parameters).
         handle_signals: flush on SIGTERM/SIGINT (installed from the main thread only).
+
+    Attributes:
+        logdir: the run directory written (``<logdir>/rank<N>`` with ``per_rank``).
+        path: the event file, or None on a rank that does not write.
+        rank: this process's rank (0 when not distributed).
+        first_nonfinite_step: first step holding a NaN/inf value (any tag), known once the
+            block holding it is written; None so far.
+        skipped_calls: `step` calls that recorded nothing (no optimizer step since the last).
 
     Raises:
         CollectorError: the logdir cannot be created or written.
@@ -126,6 +136,7 @@ class Collector:
             else os.fspath(logdir)
         )
         self.rank = rank
+        self._pid = os.getpid()
         self._model = model
         self._optimizer = optimizer
         self._scaler = scaler
@@ -326,6 +337,9 @@ class Collector:
         """
         if self._closed:
             return
+        if os.getpid() != self._pid:  # a forked child: the file and its writer belong to the parent
+            self._closed = True
+            return
         try:
             self.flush()
             if self._writer is not None and not self._failed:
@@ -340,7 +354,13 @@ class Collector:
                 self._check_writer()
 
     def flush_for_signal(self) -> None:
-        """Write buffered steps and wait for the writer (called by the signal handler)."""
+        """Write buffered steps and wait for the writer (called by the signal handler).
+
+        Nothing happens in a forked child (e.g. a DataLoader worker that inherited the handler):
+        the writer thread lives in the parent only, and waiting for it would hang the child.
+        """
+        if os.getpid() != self._pid:
+            return
         try:
             self.flush(wait=True)
         except Exception as e:
@@ -521,6 +541,8 @@ def _check_args(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if grad_clip is not None and (not isinstance(grad_clip, int | float) or not grad_clip > 0):
         raise ValueError(f"grad_clip must be a number > 0 or None, got {grad_clip!r}")
+    if flush_every > MAX_FLUSH_EVERY:
+        raise ValueError(f"flush_every must be <= {MAX_FLUSH_EVERY} steps, got {flush_every!r}")
     if run_kind not in RUN_KINDS:
         raise ValueError(f"run_kind must be one of {', '.join(RUN_KINDS)}, got {run_kind!r}")
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrdoctor.collectors.collector import Collector
+from lrdoctor.collectors.collector import MAX_FLUSH_EVERY, Collector
 
 # Steps at the start of the curve ignored by the slope search: the average is still settling.
 SKIP_START_FRACTION = 0.1
@@ -128,7 +128,7 @@ def lr_range_test(
             optimizer=optimizer,
             batch_size=batch_size,
             run_kind="lr_range_test",
-            flush_every=num_steps,
+            flush_every=min(num_steps, MAX_FLUSH_EVERY),
             info=info,
         )
     lrs, losses, smoothed = [], [], []

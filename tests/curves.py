@@ -7,6 +7,7 @@ Each builder returns a float64 array, one value per step, deterministic for a gi
 from __future__ import annotations
 
 import numpy as np
+
 from lrdoctor.analyzers.run import Run, Series
 from lrdoctor.analyzers.tags import map_signals
 
@@ -43,6 +44,17 @@ def diverging(n: int = 300, init: float = 2.3, start: int = 150, growth: float =
     k = np.arange(n - start)
     v[start:] = v[start] * np.exp(growth * k)
     return v
+
+
+def floored(n: int = 300, init: float = 2.7, floor: float = 1.0, rate: float = 5.0) -> np.ndarray:
+    """A healthy regression loss: exponential decay to a non-zero ``floor`` (noise in the targets)."""
+    return decay(n, init, floor, rate)
+
+
+def heavy_noise(values: np.ndarray, dof: int = 16, seed: int = 0) -> np.ndarray:
+    """Minibatch noise of an MSE on noisy targets: each point x chi-square(dof) / dof (heavy right tail)."""
+    rng = np.random.default_rng(seed)
+    return values * rng.chisquare(dof, len(values)) / dof
 
 
 def with_nan(values: np.ndarray, step: int) -> np.ndarray:

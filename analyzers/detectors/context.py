@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from lrdoctor.analyzers.findings import Verdict
 from lrdoctor.analyzers.run import Run
 

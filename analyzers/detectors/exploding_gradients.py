@@ -8,11 +8,12 @@ gradient norm over the steps that were not spikes.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+
 from lrdoctor.analyzers.detectors.context import DetectorContext, grad_clip
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import fmt, signal_curve, trailing_median
-from scipy import ndimage
 
 WINDOW_POINTS = 20  # trailing window (points) of the rolling median a spike is compared with
 SPIKE_RATIO = 10.0  # grad norm over its trailing median: a spike at or above this

@@ -8,6 +8,7 @@ finding names the LR at which training broke.
 from __future__ import annotations
 
 import numpy as np
+
 from lrdoctor.analyzers.detectors._fixes import lower_lr
 from lrdoctor.analyzers.detectors.context import DetectorContext, lr_at
 from lrdoctor.analyzers.detectors.stuck_at_chance import is_damaging_spike
@@ -16,6 +17,7 @@ from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import fmt, loss_profile, rolling_median
 
 ABOVE_INIT_PROGRESS = -0.2  # progress below this (end 20% above the initial loss): diverged
+ABOVE_INIT_SE = 3.0  # ... and more than this many standard errors of the initial level above it
 REBOUND_FRACTION = 0.5  # end - min over init - min above this: climbed back half the way up
 REBOUND_MIN_GAIN = 0.2  # ... counted only when the minimum was this fraction below init
 REBOUND_TREND = 0.0  # ... and only while the last half is not falling (rank trend >= this)
@@ -38,7 +40,8 @@ def detect_loss_diverging(run: Run, context: DetectorContext | None = None) -> l
 
     Statistics (from `stats.loss_profile`): ``progress`` = (init - end) / init; the rebound
     (end - min) / (init - min); ``peak_ratio`` = highest early point / init. Fires when
-    progress < ``ABOVE_INIT_PROGRESS`` (ERROR), the rebound exceeds ``REBOUND_FRACTION`` after a
+    progress < ``ABOVE_INIT_PROGRESS`` and end - init > ``ABOVE_INIT_SE`` x ``init_se`` (ERROR),
+    the rebound exceeds ``REBOUND_FRACTION`` after a
     gain of ``REBOUND_MIN_GAIN`` with a late rank trend >= ``REBOUND_TREND`` (ERROR), or a
     spike above ``SPIKE_PEAK_RATIO`` x init (beyond the noise and leaving the loss higher after
     it: `stuck_at_chance.is_damaging_spike`) was followed by progress below ``SPIKE_MAX_PROGRESS``
@@ -61,7 +64,8 @@ def detect_loss_diverging(run: Run, context: DetectorContext | None = None) -> l
     gain = p.init - p.min_level
     rebound = (p.end - p.min_level) / gain if gain > 0 else 0.0
     evidence = {"progress_ratio": p.progress, "rebound_ratio": rebound, "peak_ratio": p.peak_ratio}
-    if p.progress < ABOVE_INIT_PROGRESS:
+    # "Above the start" must be beyond the noise of where the start was measured.
+    if p.progress < ABOVE_INIT_PROGRESS and p.end - p.init > ABOVE_INIT_SE * p.init_se:
         i = _onset(p.values)
         severity, what = (
             Severity.ERROR,

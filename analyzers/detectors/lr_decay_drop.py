@@ -10,6 +10,7 @@ only an LR that falls ``DECAY_RATIO``-fold within ``DECAY_WITHIN_STEPS`` steps c
 from __future__ import annotations
 
 import numpy as np
+
 from lrdoctor.analyzers.detectors.context import DetectorContext
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run

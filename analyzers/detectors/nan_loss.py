@@ -10,6 +10,7 @@ reaching a value the model cannot take).
 from __future__ import annotations
 
 import numpy as np
+
 from lrdoctor.analyzers.detectors.context import DetectorContext, base_lr, lr_at
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run, Series

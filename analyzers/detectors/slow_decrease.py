@@ -23,7 +23,10 @@ from lrdoctor.analyzers.stats import fmt, loss_profile
 BARELY_MOVED_PROGRESS = 0.1  # progress below this in a calm run: the model barely moved
 SLOW_PROGRESS = 0.5  # progress below this while still falling: slow
 STILL_FALLING_TREND = -0.6  # rank trend of the last half's block medians at or below this: falling
-KEEPS_PACE_RATIO = 0.4  # late fall rate over the average rate at or above this: not slowing down
+# Late fall rate over the average rate at or above this: not slowing down. An exponential
+# approach to any floor ends at 0.4 when the run stopped after about 2 time constants (12% of
+# the gap to the floor still left); a linear decline ends at 1.
+KEEPS_PACE_RATIO = 0.4
 
 
 def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> list[Finding]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from lrdoctor.analyzers.detectors._fixes import lower_lr
 from lrdoctor.analyzers.detectors.context import DetectorContext, num_classes
 from lrdoctor.analyzers.findings import Finding, Severity

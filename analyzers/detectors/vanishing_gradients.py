@@ -8,6 +8,7 @@ dead units, often after an LR too high; or depth without normalization).
 from __future__ import annotations
 
 import numpy as np
+
 from lrdoctor.analyzers.detectors.context import DetectorContext
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run

@@ -6,6 +6,7 @@ import curves
 import eventfiles
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import AuditResult, Verdict, audit, read_logdir
 from lrdoctor.cli import main
 

@@ -7,6 +7,7 @@ import json
 import curves
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers.detectors import CROSS_RUN_DETECTORS, DETECTORS, DetectorContext
 from lrdoctor.analyzers.findings import FINDING_CODES, Finding, Verdict
 

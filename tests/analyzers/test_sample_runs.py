@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from lrdoctor.analyzers import audit
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_runs"

@@ -3,6 +3,7 @@
 import curves
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import Verdict, analyze_run
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 import warnings
 
 import numpy as np
@@ -267,6 +268,7 @@ def test_start_step_and_update_info(tmp_path):
     ("kwargs", "error", "match"),
     [
         ({"flush_every": 0}, ValueError, "flush_every must be an integer >= 1"),
+        ({"flush_every": 5000}, ValueError, "flush_every must be <= 1000 steps"),
         ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
         ({"batch_size": 3.5}, ValueError, "batch_size must be an integer"),
         ({"module_grad_norm_every": -1}, ValueError, "module_grad_norm_every"),
@@ -322,6 +324,24 @@ def test_signal_flushes_then_chains_to_previous_handler(tmp_path):
         assert _run(tmp_path, ".").signal("loss").steps.tolist() == list(range(6))
         assert shutdown.installed() == {}
         assert signal.getsignal(signal.SIGTERM) is not shutdown._handle
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_forked_child_does_not_wait_for_the_parents_writer(tmp_path):
+    """A DataLoader worker forked from the training process inherits our handler."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(7))
+    try:
+        with Collector(tmp_path) as col:
+            col.step(1.0)
+            start = time.monotonic()
+            pid = os.fork()
+            if pid == 0:  # the child: the signal must reach the previous handler at once
+                os.kill(os.getpid(), signal.SIGTERM)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 7
+            assert time.monotonic() - start < 10
     finally:
         signal.signal(signal.SIGTERM, previous)
 

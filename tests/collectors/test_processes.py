@@ -102,6 +102,33 @@ def test_sigkill_keeps_everything_up_to_the_last_flush(tmp_path):
     assert read_logdir(str(tmp_path))["run"].hparams["optimizer"] == "SGD"
 
 
+def test_normal_exit_without_close_writes_everything(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            _script(
+                tmp_path,
+                """
+                col = Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=1000)
+                for _ in range(37):
+                    train_step(col)
+                # no close(), no with-block: the interpreter's exit closes the run
+                """,
+            ),
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _loss_steps(tmp_path) == list(range(37))
+    acc = EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_end_info"]
+    assert hp_metadata.parse_session_end_info_plugin_data(content).status == api_pb2.STATUS_SUCCESS
+
+
 def test_sigterm_flushes_then_terminates(tmp_path):
     proc = _start(
         tmp_path,

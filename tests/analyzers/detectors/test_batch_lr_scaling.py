@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+
 from lrdoctor.analyzers.detectors import DetectorContext, detect_batch_lr_scaling
 from lrdoctor.analyzers.findings import Severity, Verdict
 

@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+
 from lrdoctor.analyzers.detectors import detect_exploding_gradients
 from lrdoctor.analyzers.findings import Severity
 

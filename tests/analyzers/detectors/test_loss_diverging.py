@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+
 from lrdoctor.analyzers.detectors import detect_loss_diverging
 from lrdoctor.analyzers.findings import Severity
 
@@ -40,3 +41,20 @@ def test_short_and_empty():
     assert detect_loss_diverging(curves.make_run(loss=curves.diverging()[:20])) == []
     assert detect_loss_diverging(curves.make_run(loss=np.zeros(0))) == []
     assert detect_loss_diverging(curves.make_run(grad_norm=np.ones(100))) == []
+
+
+def test_heavy_tailed_noise_outlier_on_a_flat_run_is_not_a_blow_up():
+    # A flat MSE (LR too low) with chi-square minibatch noise and one 2.5x outlier: no damage
+    # after it, a handful of robust sigmas: noise, not a blow-up.
+    loss = curves.heavy_noise(np.full(300, 1.0), dof=16, seed=5)
+    loss[100] = 2.5
+    assert detect_loss_diverging(curves.make_run(loss=loss)) == []
+
+
+def test_blow_up_that_leaves_the_loss_higher_is_a_warning():
+    loss = curves.noisy(np.full(300, 1.0), 0.05, seed=2)
+    loss[3] = 3.0
+    loss[4:40] = 1.4  # the model was damaged: the loss stays up after the spike
+    loss[40:] = curves.noisy(np.full(260, 0.9), 0.05, seed=3)
+    (f,) = detect_loss_diverging(curves.make_run(loss=loss))
+    assert f.severity is Severity.WARNING and f.evidence["peak_ratio"] >= 2.0

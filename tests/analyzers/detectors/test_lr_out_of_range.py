@@ -3,6 +3,7 @@
 import curves
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers.detectors import detect_lr_out_of_range
 from lrdoctor.analyzers.findings import Severity
 

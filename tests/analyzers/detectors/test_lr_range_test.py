@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+
 from lrdoctor.analyzers.detectors import detect_lr_range_test
 from lrdoctor.analyzers.findings import Severity
 

@@ -3,6 +3,7 @@
 import curves
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers.detectors import detect_nan_loss
 from lrdoctor.analyzers.findings import Severity
 

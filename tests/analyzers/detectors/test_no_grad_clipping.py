@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+
 from lrdoctor.analyzers.detectors import detect_no_grad_clipping
 from lrdoctor.analyzers.findings import Severity
 

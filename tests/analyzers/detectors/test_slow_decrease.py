@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+
 from lrdoctor.analyzers.detectors import detect_slow_decrease
 from lrdoctor.analyzers.findings import Severity
 
