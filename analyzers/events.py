@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from lrdoctor.analyzers.records import HEADER_BYTES, Buffer, Framed
 from tensorboard.compat.proto import event_pb2, types_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
+
+from lrdoctor.analyzers.records import HEADER_BYTES, Buffer, Framed
 
 # Our collector stores its description of the run as JSON in a text summary under this tag.
 RUN_INFO_TAG = "lrdoctor/run_info"

@@ -31,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from lrdoctor.analyzers import events, records, tags
 from lrdoctor.analyzers.run import Run, Series
 

@@ -125,6 +125,7 @@ def reset_peak_rss() -> None:
 def memory_child(logdir: str) -> None:
     """Run in a fresh process: read the logdir, print RSS figures as JSON."""
     import numpy  # noqa: F401  (imports are not what we measure)
+
     from lrdoctor.analyzers import Logdir
 
     reset_peak_rss()

@@ -1,6 +1,7 @@
 """CLI behaviour that belongs to no single sub-package: help, usage errors, exit codes."""
 
 import pytest
+
 from lrdoctor.cli import main
 
 

@@ -5,6 +5,7 @@ import math
 import eventfiles
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import events, records
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import read_logdir
 from lrdoctor.analyzers.events import parse
 from lrdoctor.analyzers.records import Buffer, frame

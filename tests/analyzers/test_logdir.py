@@ -7,6 +7,7 @@ from pathlib import Path
 import eventfiles
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import Logdir, LogdirError, logdir, read_logdir
 
 # Reading /proc/self/io itself counts (~120 bytes); event files here are tens of kB.
@@ -337,7 +338,8 @@ class TestChunkedReads:
 
 def test_budgeted_refresh_reads_run_folders_in_parts(tmp_path):
     for i in range(4):
-        events = [eventfiles.file_version_event()] + [eventfiles.scalar_event("loss", s, 1.0) for s in range(50)]
+        points = [eventfiles.scalar_event("loss", s, 1.0) for s in range(50)]
+        events = [eventfiles.file_version_event(), *points]
         eventfiles.write_records(tmp_path / f"run{i}" / eventfiles.event_file_name(1), events)
     ld = Logdir(tmp_path, workers=1)
     seen = []

@@ -7,6 +7,7 @@ import eventfiles
 import google_crc32c
 import numpy as np
 import pytest
+
 from lrdoctor.analyzers import records
 
 

@@ -1,6 +1,7 @@
 """Writer tag names -> canonical signals, table-driven over the writers we cover."""
 
 import pytest
+
 from lrdoctor.analyzers.tags import map_signals, optimizer_from_tags
 
 CASES = {
