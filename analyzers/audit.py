@@ -55,9 +55,25 @@ PREFIX_CHECKED = (
 )
 
 
+# Among findings of equal severity, what a reader needs first: the non-finite loss (it decides),
+# what the run is (a range test explains everything else), then what the curves show, and last
+# the context from hyperparameters (which only says where to look).
+CONTEXT_CODES = ("lr_out_of_range", "batch_lr_scaling", "no_grad_clipping")
+
+
+def _rank_in_severity(code: str) -> int:
+    if code == "nan_loss":
+        return 0
+    if code == "lr_range_test":
+        return 1
+    return 3 if code in CONTEXT_CODES else 2
+
+
 def _order(findings: Iterable[Finding]) -> tuple[Finding, ...]:
-    """Most severe first (``nan_loss`` first among equals: it decides), then earliest step, then code."""
-    return tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.code != "nan_loss", f.step, f.code)))
+    """Most severe first; among equals `_rank_in_severity` (curve symptoms before context), then step."""
+    return tuple(
+        sorted(findings, key=lambda f: (-f.severity.rank, _rank_in_severity(f.code), f.step, f.code))
+    )
 
 
 def _json_safe(value: Any) -> Any:
@@ -86,7 +102,7 @@ class RunReport:
 
     @property
     def top(self) -> Finding | None:
-        """The most severe finding, or None."""
+        """The most useful finding: the most severe, a curve symptom before context; or None."""
         return self.findings[0] if self.findings else None
 
     def codes(self) -> list[str]:

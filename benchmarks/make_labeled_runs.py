@@ -10,7 +10,12 @@ shape of the curve:
 - normalized gap = (final - best) / (initial - best), initial being the full-set loss at step 0;
 - gap <= 0.15: ``healthy``; gap >= 0.35: ``lr_too_high`` if its LR is above the best run's,
   ``lr_too_low`` if below; a non-finite logged loss or grad norm: ``lr_too_high``;
-  anything in between is ``ambiguous`` (not scored).
+  anything in between is ``ambiguous`` (not scored);
+- label-quality rule: a sweep in which no LR learned anything -- its best run's normalized
+  improvement (initial - best) / initial is below ``MIN_BEST_IMPROVEMENT`` (10%) -- gives no
+  outcome to compare against (every gap is noise), so its finite runs are labeled ``weak_sweep``
+  (not scored); its NaN runs stay ``lr_too_high``. This is a rule about the labels, not a
+  threshold of the analyzers.
 
 Runs are written with ``torch.utils.tensorboard.SummaryWriter`` using Hugging-Face-style tags
 (``train/loss``, ``train/grad_norm``, ``train/learning_rate``, ``train/accuracy``, ``eval/loss``)
@@ -33,10 +38,17 @@ one-cycle schedules, and two other writers: Lightning-style tags logged every 5 
 logging (``train/`` and ``validation/`` folders, ``epoch_loss`` once per epoch: 40-60 points, no
 grad norm, no hparams). For those, a run's NaN step is the first *logged* non-finite step.
 
+``--set fresh2`` trains a fourth set, made after the detectors of the second pass were fixed and
+before the third pass changed them (its first score is the honest one): MLP classifiers on
+other sklearn datasets (wine, breast cancer, iris; standardized features), a regression MLP on
+sklearn's diabetes data (standardized), a CNN with a two-step decay, a BatchNorm CNN with
+RMSprop, vanilla ``nn.RNN`` (tanh) models on a sign-of-the-sum task, batch sizes 16 and 128.
+
 Example (190 runs, about 2 minutes on one core; the holdout set about 1 minute, fresh 3-5):
     python benchmarks/make_labeled_runs.py bench_labeled
     python benchmarks/make_labeled_runs.py bench_labeled_holdout --set holdout
     python benchmarks/make_labeled_runs.py bench_labeled_fresh --set fresh
+    python benchmarks/make_labeled_runs.py bench_labeled_fresh2 --set fresh2
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 HEALTHY_GAP = 0.15  # normalized final-loss gap at or below which a run is healthy
 BAD_GAP = 0.35  # gap at or above which a run is clearly worse than the best
+MIN_BEST_IMPROVEMENT = 0.10  # best run's (initial - final) / initial below this: the sweep learned nothing
 NAN_TAIL_STEPS = 10  # steps still logged after the first non-finite loss (then the run is stopped)
 
 SGD_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -68,21 +81,28 @@ class Sweep:
 
     name: str
     family: str  # "cnn", "rnn" or "mlp" (reported separately)
-    model: str  # "cnn", "cnn_bn", "deepcnn", "deepcnn_bn", "rnn", "lstm", "gru", "mlp", "mlp_reg"
-    optimizer: str  # "SGD", "SGDm", "Adam", "AdamW"
+    model: str  # "cnn", "cnn_bn", "deepcnn", "deepcnn_bn", "rnn", "lstm", "gru", "mlp", "mlp_reg", "mlp_cls"
+    optimizer: str  # "SGD", "SGDm", "Adam", "AdamW", "RMSprop"
     batch_size: int
-    schedule: str  # "constant", "step", "cosine" (with warmup), "onecycle", "warmup"
+    schedule: str  # "constant", "step", "multistep", "cosine" (with warmup), "onecycle", "warmup"
     steps: int  # optimizer steps (for epoch-level logging: epochs x steps per epoch)
     grad_clip: float | None = None
     seed: int = 1234  # model init and minibatch order
-    task: str = ""  # "" (digits / sum-sequences, by family), "recall", "reg_std", "reg_floor"
+    task: str = ""  # "" (digits / sum-sequences, by family), "recall", "reg_std", "reg_floor",
+    # "wine", "cancer", "iris" (classification), "diabetes" (regression), "sumsign" (sequences)
     writer: str = "hf"  # tag style: "hf" (every step), "lightning" (every 5 steps), "keras" (epochs)
     train_size: int = 0  # samples used for training (0: all); keras runs use epochs over them
     extra_lrs: tuple[float, ...] = ()  # LRs beyond the optimizer's grid (when its best is at the edge)
 
     @property
     def grid(self) -> tuple[float, ...]:
-        grid = {"SGD": SGD_GRID, "SGDm": MOMENTUM_GRID, "Adam": ADAM_GRID, "AdamW": ADAM_GRID}[self.optimizer]
+        grid = {
+            "SGD": SGD_GRID,
+            "SGDm": MOMENTUM_GRID,
+            "Adam": ADAM_GRID,
+            "AdamW": ADAM_GRID,
+            "RMSprop": ADAM_GRID,
+        }[self.optimizer]
         return grid + self.extra_lrs
 
 
@@ -215,12 +235,58 @@ FRESH_SWEEPS = (
         "reg_mlp_adam_b16_warmup", "mlp", "mlp_reg", "Adam", 16, "warmup", 300, seed=4250, task="reg_floor"
     ),
 )
-SETS = {"main": SWEEPS, "holdout": HOLDOUT_SWEEPS, "fresh": FRESH_SWEEPS}
+# A fourth set (see the module docstring): other datasets, a vanilla RNN, RMSprop, new seeds.
+FRESH2_SWEEPS = (
+    Sweep("wine_mlp_sgdm_b16", "mlp", "mlp_cls", "SGDm", 16, "constant", 300, seed=5101, task="wine"),
+    Sweep(
+        "cancer_mlp_rmsprop_b128_cosine",
+        "mlp",
+        "mlp_cls",
+        "RMSprop",
+        128,
+        "cosine",
+        300,
+        seed=5102,
+        task="cancer",
+        writer="lightning",
+    ),
+    Sweep(
+        "iris_mlp_adam_b16_epochs",
+        "mlp",
+        "mlp_cls",
+        "Adam",
+        16,
+        "constant",
+        540,
+        seed=5103,
+        task="iris",
+        writer="keras",
+    ),
+    Sweep("diabetes_mlp_sgd_b32_step", "mlp", "mlp_reg", "SGD", 32, "step", 300, seed=5104, task="diabetes"),
+    Sweep("cnn_sgdm_b16_multistep", "cnn", "cnn", "SGDm", 16, "multistep", 300, seed=5105),
+    Sweep("cnnbn_rmsprop_b128_step", "cnn", "cnn_bn", "RMSprop", 128, "step", 200, seed=5106),
+    Sweep("rnn_tanh_sgd_b128_sumsign", "rnn", "rnn", "SGD", 128, "constant", 300, seed=5107, task="sumsign"),
+    Sweep(
+        "rnn_tanh_rmsprop_b16_sumsign_clip",
+        "rnn",
+        "rnn",
+        "RMSprop",
+        16,
+        "constant",
+        300,
+        grad_clip=1.0,
+        seed=5108,
+        task="sumsign",
+    ),
+)
+SETS = {"main": SWEEPS, "holdout": HOLDOUT_SWEEPS, "fresh": FRESH_SWEEPS, "fresh2": FRESH2_SWEEPS}
 LIGHTNING_EVERY = 5  # Lightning-style runs log every this many steps (log_every_n_steps)
 RECALL_LEN, RECALL_TOKENS = 12, 5  # recall task: sequence length, vocabulary (= classes)
 
 SEQ_LEN = 20  # steps per synthetic sequence
 SEQ_CLASSES = 4
+SUMSIGN_LEN = 16  # sign-of-the-sum task: sequence length (1 feature per step, 2 classes)
+CLASSES_OF_TASK = {"wine": 3, "cancer": 2, "iris": 3, "sumsign": 2, "recall": 5}
 
 
 def digits_data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,6 +331,36 @@ def regression_data(kind: str, n: int = 1024, seed: int = 0) -> tuple[torch.Tens
     return x, signal + torch.randn(n, generator=g)
 
 
+def sklearn_data(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset that ships with sklearn, features standardized.
+
+    ``wine`` (178 x 13, 3 classes), ``cancer`` (breast cancer, 569 x 30, 2 classes), ``iris``
+    (150 x 4, 3 classes): class labels; ``diabetes`` (442 x 10): a standardized target for MSE.
+    """
+    from sklearn import datasets
+
+    load = {
+        "wine": datasets.load_wine,
+        "cancer": datasets.load_breast_cancer,
+        "iris": datasets.load_iris,
+        "diabetes": datasets.load_diabetes,
+    }[name]
+    d = load()
+    x = torch.tensor(d.data, dtype=torch.float32)
+    x = (x - x.mean(0)) / x.std(0)
+    if name == "diabetes":
+        y = torch.tensor(d.target, dtype=torch.float32)
+        return x, (y - y.mean()) / y.std()
+    return x, torch.tensor(d.target, dtype=torch.long)
+
+
+def sumsign_data(n: int = 2048, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences of Gaussian numbers (N, SUMSIGN_LEN, 1); the label is 1 when their sum is positive."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, SUMSIGN_LEN, 1, generator=g)
+    return x, (x.sum(dim=(1, 2)) > 0).long()
+
+
 class SeqClassifier(nn.Module):
     """A recurrent layer read out from its last hidden state."""
 
@@ -280,13 +376,17 @@ class SeqClassifier(nn.Module):
         return self.head(out[:, -1])
 
 
-def make_model(kind: str, task: str = "") -> nn.Module:
-    """The small model of a sweep."""
+def make_model(kind: str, task: str = "", n_in: int = 8) -> nn.Module:
+    """The small model of a sweep (``n_in``: input features of the tabular MLPs)."""
     if kind == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1), nn.Flatten(0))
     if kind == "mlp_reg":
         return nn.Sequential(
-            nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Flatten(0)
+            nn.Linear(n_in, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Flatten(0)
+        )
+    if kind == "mlp_cls":
+        return nn.Sequential(
+            nn.Linear(n_in, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, CLASSES_OF_TASK[task])
         )
     if kind.startswith("deepcnn"):
         bn = kind.endswith("_bn")
@@ -318,6 +418,8 @@ def make_model(kind: str, task: str = "") -> nn.Module:
         return nn.Sequential(*block(1, 16), *block(16, 32), nn.Flatten(), nn.Linear(32 * 2 * 2, 10))
     if task == "recall":
         return SeqClassifier(kind, n_in=RECALL_TOKENS, n_out=RECALL_TOKENS)
+    if task == "sumsign":
+        return SeqClassifier(kind, n_in=1, n_out=2)
     return SeqClassifier(kind)
 
 
@@ -328,6 +430,8 @@ def lr_factor(schedule: str, steps: int):
         return lambda s: 1.0
     if schedule == "step":
         return lambda s: 1.0 if s < steps * 0.6 else 0.1
+    if schedule == "multistep":
+        return lambda s: 1.0 if s < steps * 0.5 else 0.1 if s < steps * 0.75 else 0.01
     if schedule == "cosine":
         return lambda s: (
             (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / (steps - warm)))
@@ -344,13 +448,15 @@ def lr_factor(schedule: str, steps: int):
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    """SGD, SGD with momentum 0.9, Adam, or AdamW (weight decay 0.01)."""
+    """SGD, SGD with momentum 0.9, Adam, AdamW (weight decay 0.01), or RMSprop."""
     if name == "SGD":
         return torch.optim.SGD(params, lr=lr)
     if name == "SGDm":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
     if name == "AdamW":
         return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    if name == "RMSprop":
+        return torch.optim.RMSprop(params, lr=lr)
     return torch.optim.Adam(params, lr=lr)
 
 
@@ -460,7 +566,7 @@ def train_run(sweep: Sweep, lr: float, out_dir: str, data: tuple[torch.Tensor, t
     if sweep.train_size:
         x, y = x[: sweep.train_size], y[: sweep.train_size]
     n_train = len(x)
-    model = make_model(sweep.model, sweep.task)
+    model = make_model(sweep.model, sweep.task, n_in=x.shape[-1])
     opt = make_optimizer(sweep.optimizer, model.parameters(), lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(sweep.schedule, sweep.steps))
     initial = full_loss(model, x, y)
@@ -511,10 +617,10 @@ def train_run(sweep: Sweep, lr: float, out_dir: str, data: tuple[torch.Tensor, t
         "schedule": sweep.schedule,
         "arch": sweep.model,
     }
-    if sweep.family != "mlp":
-        hp["num_classes"] = (
-            10 if sweep.model.startswith(("cnn", "deepcnn")) else RECALL_TOKENS if sweep.task else SEQ_CLASSES
-        )
+    if sweep.task in CLASSES_OF_TASK:
+        hp["num_classes"] = CLASSES_OF_TASK[sweep.task]
+    elif sweep.family != "mlp":
+        hp["num_classes"] = 10 if sweep.model.startswith(("cnn", "deepcnn")) else SEQ_CLASSES
     if sweep.grad_clip is not None:
         hp["max_grad_norm"] = sweep.grad_clip
     log.close(hp, final)
@@ -526,10 +632,17 @@ def label_sweep(outcomes: dict[float, dict]) -> dict[float, tuple[str, float]]:
     finite = {lr: o for lr, o in outcomes.items() if math.isfinite(o["final_loss"])}
     best_lr = min(finite, key=lambda lr: finite[lr]["final_loss"])
     best = finite[best_lr]["final_loss"]
+    start = finite[best_lr]["initial_loss"]
+    # Label quality: when even the best LR learned (almost) nothing, the gaps compare noise.
+    weak = start <= 0 or (start - best) / start < MIN_BEST_IMPROVEMENT
     labels = {}
     for lr, o in outcomes.items():
         if o["nan_step"] is not None or not math.isfinite(o["final_loss"]):
             labels[lr] = ("lr_too_high", math.inf)
+            continue
+        gap = (o["final_loss"] - best) / max(o["initial_loss"] - best, 1e-12)
+        if weak:
+            labels[lr] = ("weak_sweep", gap)
             continue
         gap = (o["final_loss"] - best) / max(o["initial_loss"] - best, 1e-12)
         if gap <= HEALTHY_GAP:
@@ -549,8 +662,8 @@ def main() -> None:
         "--set",
         choices=sorted(SETS),
         default="main",
-        help="main (statistics were looked at while writing the detectors), holdout, or fresh "
-        "(other tasks, shapes and writers)",
+        help="main (statistics were looked at while writing the detectors), holdout, fresh "
+        "(other tasks, shapes and writers) or fresh2 (other datasets, vanilla RNN, RMSprop)",
     )
     p.add_argument("--sweeps", default="", help="comma-separated sweep names (default: all of the set)")
     args = p.parse_args()
@@ -562,6 +675,11 @@ def main() -> None:
         tasks = {
             "recall": recall_data(seed=2),
             **{k: regression_data(k, seed=3) for k in ("reg_std", "reg_floor")},
+        }
+    elif args.set == "fresh2":
+        tasks = {
+            "sumsign": sumsign_data(seed=5),
+            **{k: sklearn_data(k) for k in ("wine", "cancer", "iris", "diabetes")},
         }
     labels = {}
     t0 = time.perf_counter()

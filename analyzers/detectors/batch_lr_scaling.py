@@ -1,11 +1,13 @@
 """``batch_lr_scaling``: batch size changed against a run that worked, but the LR was not scaled.
 
-The linear scaling rule: LR_new = LR_base x B_new / B_base. The reference is a *healthy* sibling
-run (same parent folder; same optimizer and model kind when known; not an LR range test) with
-another batch size; the one sharing the most other hyperparameters wins, then the closest batch
-size. The finding is made when the run's LR is off
-the rule by more than ``MISMATCH_FACTOR`` and is nearer (in log scale) to the reference's LR
-than to the rule's -- the LR was carried over without scaling. It is a WARNING when the run is
+The linear scaling rule: LR_new = LR_base x B_new / B_base. The reference (the base) is the run
+that *worked*: a sibling run with a healthy verdict (same parent folder; same optimizer and model
+kind when known; not an LR range test) with another batch size, that ended at a loss no higher
+than this run's -- so a healthy run is never told to scale from a sibling that did worse than
+itself. The one sharing the most other hyperparameters wins, then the closest batch size. The
+finding is made when the run's LR is off the rule by more than ``MISMATCH_FACTOR`` while it lies
+within that factor of the reference's LR -- the LR was carried over without scaling. LR range
+tests neither get the finding nor serve as a reference. It is a WARNING when the run is
 unhealthy on its own or ends with a loss over ``WORSE_END_RATIO`` x the reference's; the
 verdict then follows the direction (`verdict`). This is a cross-run rule, so it runs on the
 audit's second pass, when the siblings' verdicts are known (`DetectorContext.peer_verdicts`).
@@ -20,7 +22,7 @@ from lrdoctor.analyzers.detectors.context import DetectorContext, base_lr, model
 from lrdoctor.analyzers.detectors.lr_range_test import is_range_test
 from lrdoctor.analyzers.findings import Finding, Severity, Verdict
 from lrdoctor.analyzers.run import Run
-from lrdoctor.analyzers.stats import fmt, loss_profile
+from lrdoctor.analyzers.stats import LossProfile, fmt, loss_profile
 
 MISMATCH_FACTOR = 2.0  # LR off from the rule's value by more than this factor (either way): flagged
 WORSE_END_RATIO = 2.0  # end loss over the reference's end loss: clearly worse at or above this
@@ -37,6 +39,12 @@ def _batch(run: Run) -> int | None:
 def _shared_hparams(a: Run, b: Run) -> int:
     """How many hyperparameters (besides batch size and LR) two runs have equal: similarity."""
     return sum(1 for k, v in a.hparams.items() if k not in _VARIED and k in b.hparams and b.hparams[k] == v)
+
+
+def _worked_as_well(ref: Run, mine: LossProfile | None) -> bool:
+    """True when ``ref`` ended at a loss no higher than ``mine`` (or either end is unknown)."""
+    theirs = loss_profile(ref)
+    return mine is None or theirs is None or theirs.end <= mine.end
 
 
 def _comparable(a: Run, b: Run) -> bool:
@@ -70,6 +78,7 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
     b, lr = _batch(run), base_lr(run)
     if b is None or lr is None:
         return []
+    mine = loss_profile(run)
     refs = [
         p
         for p in context.peers
@@ -79,6 +88,7 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
         and base_lr(p) is not None
         and not is_range_test(p)
         and _comparable(run, p)
+        and _worked_as_well(p, mine)
     ]
     if not refs:
         return []
@@ -86,9 +96,10 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
     b0, lr0 = _batch(ref), base_lr(ref)
     rule = lr0 * b / b0
     off = lr / rule
-    if 1 / MISMATCH_FACTOR <= off <= MISMATCH_FACTOR or abs(math.log(lr / lr0)) > abs(math.log(off)):
+    carried_over = abs(math.log(lr / lr0)) <= math.log(MISMATCH_FACTOR)
+    if 1 / MISMATCH_FACTOR <= off <= MISMATCH_FACTOR or not carried_over:
         return []
-    own, mine, theirs = context.peer_verdicts.get(run.name), loss_profile(run), loss_profile(ref)
+    own, theirs = context.peer_verdicts.get(run.name), loss_profile(ref)
     worse = mine.end / theirs.end if mine and theirs and theirs.end > 0 else 1.0
     severity = Severity.INFO if own is Verdict.HEALTHY and worse < WORSE_END_RATIO else Severity.WARNING
     loss = run.signal("loss")

@@ -13,12 +13,14 @@ Adam, RNN                5e-4 - 1e-3
 ======================== ============== =====================================
 
 A run is flagged when its base LR (peak of the LR curve, else the ``lr`` hyperparameter) is more
-than ``TOLERANCE_FACTOR`` outside the range.
+than ``TOLERANCE_FACTOR`` outside the range. An LR range test sweeps the LR on purpose and gets
+no note.
 """
 
 from __future__ import annotations
 
 from lrdoctor.analyzers.detectors.context import DetectorContext, base_lr, model_kind, optimizer_name
+from lrdoctor.analyzers.detectors.lr_range_test import is_range_test
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import fmt
@@ -50,7 +52,7 @@ def detect_lr_out_of_range(run: Run, context: DetectorContext | None = None) -> 
     """Note an LR far outside the typical range for the run's optimizer and architecture.
 
     Args:
-        run: the run to examine (needs ``optimizer``, ``model_kind`` and an LR).
+        run: the run to examine (needs ``optimizer``, ``model_kind`` and an LR; not a range test).
         context: unused.
 
     Returns:
@@ -59,6 +61,8 @@ def detect_lr_out_of_range(run: Run, context: DetectorContext | None = None) -> 
     Example:
         SGD at LR 1.0 on an RNN (typical 0.01-0.05): "20x above".
     """
+    if is_range_test(run):
+        return []
     opt, kind, lr = optimizer_name(run), model_kind(run), base_lr(run)
     if opt is None or kind is None or lr is None:
         return []

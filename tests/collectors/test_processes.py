@@ -133,7 +133,7 @@ def test_sigterm_flushes_then_terminates(tmp_path):
     proc = _start(
         tmp_path,
         """
-        col = Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=10_000)
+        col = Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=1000)
         step = 0
         while True:
             train_step(col)
@@ -156,7 +156,7 @@ def test_sigint_flushes_and_raises_keyboard_interrupt(tmp_path):
         tmp_path,
         """
         try:
-            with Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=10_000) as col:
+            with Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=1000) as col:
                 step = 0
                 while True:
                     train_step(col)
