@@ -143,6 +143,30 @@ def rank_trend(values: np.ndarray) -> float:
     return float(rho) if np.isfinite(rho) else 0.0
 
 
+def rank_trend_test(values: np.ndarray) -> tuple[float, float]:
+    """Spearman trend of ``values`` with their index and its two-sided p-value ((0, 1) if undefined)."""
+    if len(values) < 3 or np.all(values == values[0]):
+        return 0.0, 1.0
+    res = stats.spearmanr(np.arange(len(values)), values)
+    rho, pval = float(res.statistic), float(res.pvalue)
+    return (rho, pval) if np.isfinite(rho) and np.isfinite(pval) else (0.0, 1.0)
+
+
+def fall_p_value(values: np.ndarray) -> float:
+    """One-sided Mann-Whitney p-value that the loss at the end is lower than at the start.
+
+    The start window is the first `START_FRACTION` of the points, the end window the last
+    `END_FRACTION` (each at least `INIT_POINTS`). A rank test: heavy-tailed minibatch noise (a
+    regression loss on noisy targets) cannot fake a fall, whatever its scale.
+    """
+    n = len(values)
+    a = values[: max(INIT_POINTS, int(n * START_FRACTION))]
+    b = values[-max(INIT_POINTS, int(n * END_FRACTION)) :]
+    if np.all(a == a[0]) and np.all(b == a[0]):
+        return 1.0
+    return float(stats.mannwhitneyu(a, b, alternative="greater").pvalue)
+
+
 def fmt(x: float) -> str:
     """A number for a message: 3 significant digits, no trailing zeros ("0.03", "1.2e-05")."""
     if x is None or not np.isfinite(x):
@@ -160,6 +184,9 @@ AFTERMATH_POINTS = 5  # points before and after the highest loss point compared 
 NOISE_WINDOW_POINTS = 9  # rolling-median window (points) the minibatch noise is measured around
 FALL_SIGNIFICANCE = 2.0  # a fall between two part medians counts above this many standard errors
 ACTIVE_LR_FRACTION = 0.5  # the loss is judged "still falling" where the LR was >= this x its peak
+MIN_ACTIVE_POINTS = 15  # a high-LR part shorter than this many points is not judged on its own
+START_FRACTION = 0.05  # the start window of the fall test: this fraction of the points (>= INIT_POINTS)
+FALL_P_VALUE = 0.01  # a fall (or a trend) is significant below this one-sided p-value
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +220,11 @@ class LossProfile:
         init_se: standard error of ``init`` (loss units) when it is a median of the first
             points: 1.2533 x the first half's noise / sqrt(5); a change smaller than a few of
             these may be noise in where the run started.
+        fall_p: `fall_p_value`: how likely a fall this large from start to end is under pure
+            noise (small: the loss really went down).
+        active_trend, active_trend_p: Spearman trend (and p-value) of 10 block medians over the
+            last half of the high-LR part of the run (`active_prefix`; the whole run without a
+            decaying schedule): is the loss still going down while the LR allows it?
     """
 
     steps: np.ndarray
@@ -213,6 +245,14 @@ class LossProfile:
     early_best: float
     late_fall_ratio: float
     init_se: float
+    fall_p: float
+    active_trend: float
+    active_trend_p: float
+
+    @property
+    def fell(self) -> bool:
+        """The loss went down beyond the noise from start to end (``fall_p`` < `FALL_P_VALUE`)."""
+        return self.fall_p < FALL_P_VALUE
 
     def step_at_fraction(self, frac: float) -> int:
         """The step at a fraction (0..1) of the finite points."""
@@ -293,14 +333,14 @@ def active_prefix(run: Run, curve: Curve) -> Curve:
 
     A decaying schedule (step, cosine, one-cycle) flattens the loss by itself as the LR goes to
     0; whether the loss was still falling is judged where the schedule allowed fast progress.
-    Without an LR curve (or with too few points left) the whole curve.
+    Without an LR curve (or with fewer than `MIN_ACTIVE_POINTS` points left) the whole curve.
     """
     lr = signal_curve(run, "lr").finite_prefix()
     if len(lr) < 2 or not lr.values.max() > 0:
         return curve
     high = np.flatnonzero(lr.values >= ACTIVE_LR_FRACTION * lr.values.max())
     k = int(np.searchsorted(curve.steps, lr.steps[high[-1]], side="right"))
-    return curve if k < MIN_POINTS else Curve(curve.steps[:k], curve.values[:k])
+    return curve if k < MIN_ACTIVE_POINTS else Curve(curve.steps[:k], curve.values[:k])
 
 
 @functools.lru_cache(maxsize=PROFILE_CACHE_RUNS)
@@ -336,6 +376,8 @@ def loss_profile(run: Run) -> LossProfile | None:
     rises = float(np.clip(np.diff(b20), 0, None).sum())
     grad = signal_curve(run, "grad_norm").finite_prefix().values
     gmed = float(np.median(grad)) if len(grad) else float("nan")
+    active = active_prefix(run, curve).values
+    active_trend, active_trend_p = rank_trend_test(block_stat(active[len(active) // 2 :], 10)[1])
     return LossProfile(
         steps=curve.steps,
         values=v,
@@ -353,6 +395,9 @@ def loss_profile(run: Run) -> LossProfile | None:
         grad_spike_ratio=float(grad.max()) / gmed if len(grad) and gmed > 0 else float("nan"),
         wander_ratio=rises / fall if fall > 0 else float("inf"),
         early_best=float(b20[:4].min()),
-        late_fall_ratio=late_fall_rate(active_prefix(run, curve).values, init),
+        late_fall_ratio=late_fall_rate(active, init),
         init_se=1.2533 * early_noise / np.sqrt(INIT_POINTS),
+        fall_p=fall_p_value(v),
+        active_trend=active_trend,
+        active_trend_p=active_trend_p,
     )

@@ -47,7 +47,9 @@ def detect_loss_oscillating(run: Run, context: DetectorContext | None = None) ->
         A loss falling 2.3 -> 1.2 then bouncing between 0.6 and 1.8: ratio ~ 0.6, trend ~ 0.
     """
     p = loss_profile(run)
-    if p is None or p.progress < MIN_PROGRESS:
+    # Without a fall beyond the noise the run is flat (heavy-tailed noise makes any "decrease" a
+    # fluke to swing around): `stuck_at_chance` / `slow_decrease` judge it.
+    if p is None or p.progress < MIN_PROGRESS or not p.fell:
         return []
     wandering = p.wander_ratio >= WANDER_RATIO and p.end >= p.early_best
     bouncing = p.late_noise_ratio >= NOISE_OVER_GAIN_RATIO and p.late_trend > FLAT_TREND

@@ -15,10 +15,14 @@ import math
 
 from lrdoctor.analyzers.detectors._fixes import raise_lr
 from lrdoctor.analyzers.detectors.context import DetectorContext
-from lrdoctor.analyzers.detectors.stuck_at_chance import TURBULENT_GRAD_RATIO, is_loss_spike
+from lrdoctor.analyzers.detectors.stuck_at_chance import (
+    TURBULENT_GRAD_RATIO,
+    is_damaging_spike,
+    is_loss_spike,
+)
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
-from lrdoctor.analyzers.stats import fmt, loss_profile
+from lrdoctor.analyzers.stats import FALL_P_VALUE, fmt, loss_profile
 
 BARELY_MOVED_PROGRESS = 0.1  # progress below this in a calm run: the model barely moved
 SLOW_PROGRESS = 0.5  # progress below this while still falling: slow
@@ -55,31 +59,37 @@ def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> li
     if p is None or p.progress >= SLOW_PROGRESS:
         return []
     grad_ratio = p.grad_spike_ratio if math.isfinite(p.grad_spike_ratio) else 0.0
-    if (
-        is_loss_spike(p)
-        or p.late_trend > -STILL_FALLING_TREND
-        or (p.progress < BARELY_MOVED_PROGRESS and grad_ratio >= TURBULENT_GRAD_RATIO)
-    ):
+    # Calm: no damaging loss spike (heavy-tailed minibatch noise throws harmless single points
+    # far up) and no gradient-norm spike.
+    calm = not is_damaging_spike(p) and grad_ratio < TURBULENT_GRAD_RATIO
+    barely_moved = calm and (p.progress < BARELY_MOVED_PROGRESS or not p.fell)
+    rising = p.active_trend > 0 and p.active_trend_p < FALL_P_VALUE
+    still_falling = (
+        not is_loss_spike(p)
+        and p.active_trend <= STILL_FALLING_TREND
+        and p.late_fall_ratio >= KEEPS_PACE_RATIO
+    )
+    if rising or not (barely_moved or still_falling):
         return []
     evidence = {
         "progress_ratio": p.progress,
         "late_trend_rank": p.late_trend,
         "peak_ratio": p.peak_ratio,
         "late_fall_ratio": p.late_fall_ratio,
+        "fall_p_value": p.fall_p,
     }
-    if p.progress < BARELY_MOVED_PROGRESS:
+    if barely_moved:
         what = (
-            f"The loss barely moved: {fmt(p.init)} -> {fmt(p.end)} ({fmt(p.progress * 100)}% lower) "
-            f"over {int(p.steps[-1] - p.steps[0])} steps, with no spikes in the loss or gradient norm."
-        )
-    elif p.late_trend <= STILL_FALLING_TREND and p.late_fall_ratio >= KEEPS_PACE_RATIO:
-        what = (
-            f"The loss fell only {fmt(p.progress * 100)}% ({fmt(p.init)} -> {fmt(p.end)}) and is still "
-            f"falling steadily at the end (rank trend {fmt(p.late_trend)} over the last half, at "
-            f"{fmt(p.late_fall_ratio)}x its average pace): far from a plateau."
+            f"The loss barely moved: {fmt(p.init)} -> {fmt(p.end)} ({fmt(p.progress * 100)}% lower"
+            + ("" if p.fell else ", within the minibatch noise")
+            + f") over {int(p.steps[-1] - p.steps[0])} steps, with no spikes in the loss or gradient norm."
         )
     else:
-        return []
+        what = (
+            f"The loss fell only {fmt(p.progress * 100)}% ({fmt(p.init)} -> {fmt(p.end)}) and is still "
+            f"falling steadily (rank trend {fmt(p.active_trend)} over the last half of the high-LR "
+            f"part, at {fmt(p.late_fall_ratio)}x its average pace): far from a plateau."
+        )
     message = what + " Small, safe steps: the LR is too low, the run underfits and wastes compute."
     step = p.step_at_fraction(0.5)
     return [

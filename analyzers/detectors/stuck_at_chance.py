@@ -18,7 +18,14 @@ from lrdoctor.analyzers.detectors._fixes import lower_lr
 from lrdoctor.analyzers.detectors.context import DetectorContext, num_classes
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
-from lrdoctor.analyzers.stats import END_FRACTION, LossProfile, fmt, loss_profile, signal_curve
+from lrdoctor.analyzers.stats import (
+    END_FRACTION,
+    FALL_P_VALUE,
+    LossProfile,
+    fmt,
+    loss_profile,
+    signal_curve,
+)
 
 STUCK_PROGRESS = 0.1  # progress (fraction of the initial loss removed) below which the loss is stuck
 TURBULENT_PEAK_RATIO = 1.4  # a loss point this many times the initial loss: turbulent
@@ -27,6 +34,43 @@ TURBULENT_GRAD_RATIO = 4.0  # a grad-norm point this many times its median: turb
 DAMAGE_AFTERMATH_RATIO = 1.2  # a spike did damage if the loss stayed this many times higher after it ...
 DAMAGE_PEAK_SIGMAS = 10.0  # ... or it stood this many robust sigmas above the start (beyond heavy tails)
 CHANCE_ACCURACY_RATIO = 1.5  # end accuracy below this x 1/num_classes: at chance
+CHANCE_LOSS_TOLERANCE = 0.02  # a loss within this fraction of ln(k) is at the level of a uniform guess
+KNOWN_K_TOLERANCE = 0.1  # ... looser when num_classes is known (a constant guess of the class prior)
+CHANCE_FLOOR_QUANTILE = 10.0  # percentile of the last half that must not go below chance (unknown k)
+MAX_CLASSES = 1000  # largest class count considered when num_classes is unknown
+
+
+def chance_level(run: Run, p: LossProfile) -> tuple[int, bool] | None:
+    """(k, True when the run is at chance) from classification evidence, or None without any.
+
+    Evidence, in order: an accuracy curve ending below ``CHANCE_ACCURACY_RATIO`` / k
+    (num_classes known); the end loss within ``KNOWN_K_TOLERANCE`` of ln(num_classes); without
+    num_classes, a loss that ends within ``CHANCE_LOSS_TOLERANCE`` of ln(k) for the nearest
+    integer k >= 2 and whose last half never dips below it (its ``CHANCE_FLOOR_QUANTILE``-th
+    percentile stays above ln(k) minus the tolerance): the loss of a model that predicts a
+    constant. A regression loss (MSE) scatters below any such level, so it gives no evidence.
+    """
+    k = num_classes(run)
+    if k:
+        acc = signal_curve(run, "accuracy").finite_prefix().values
+        if len(acc) >= 3:
+            end_acc = float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
+            return k, end_acc < CHANCE_ACCURACY_RATIO / k
+        return k, abs(p.end - math.log(k)) <= KNOWN_K_TOLERANCE * math.log(k)
+    if not 0 < p.end <= math.log(MAX_CLASSES + 0.5):
+        return None
+    k = round(math.exp(p.end))
+    if not 2 <= k <= MAX_CLASSES:
+        return None
+    chance = math.log(k)
+    half = p.values[len(p.values) // 2 :]
+    floor = float(np.percentile(half, CHANCE_FLOOR_QUANTILE))
+    if (
+        abs(p.end - chance) <= CHANCE_LOSS_TOLERANCE * chance
+        and floor >= (1 - CHANCE_LOSS_TOLERANCE) * chance
+    ):
+        return k, True
+    return None
 
 
 def is_loss_spike(p: LossProfile) -> bool:
@@ -73,18 +117,30 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
         stays there; accuracy 0.1.
     """
     p = loss_profile(run)
-    if p is None or p.progress >= STUCK_PROGRESS:
+    if p is None:
         return []
     grad_ratio = p.grad_spike_ratio if math.isfinite(p.grad_spike_ratio) else 0.0
-    loss_spike = is_loss_spike(p)
-    if not loss_spike and grad_ratio < TURBULENT_GRAD_RATIO:
+    chance = chance_level(run, p)
+    at_chance = chance is not None and chance[1]
+    # Fell from above the uniform-guess level to it: the first updates made the model worse than
+    # guessing, then it collapsed to a constant (epoch means hide the blow-up itself).
+    fell_to_chance = (
+        at_chance and p.init >= (1 + CHANCE_LOSS_TOLERANCE) * math.log(chance[0]) and p.late_fall_ratio == 0.0
+    )
+    flat = p.progress < STUCK_PROGRESS or not p.fell
+    # Heavy-tailed minibatch noise throws single loss points far up; only a damaging spike, a
+    # grad-norm spike, or a spike in a run known to sit at chance says the updates were large.
+    loss_spike = is_damaging_spike(p) or (at_chance and is_loss_spike(p))
+    turbulent = loss_spike or grad_ratio >= TURBULENT_GRAD_RATIO
+    still_falling = p.active_trend < 0 and p.active_trend_p < FALL_P_VALUE
+    if not ((flat and turbulent and not still_falling) or fell_to_chance):
         return []
     evidence = {"progress_ratio": p.progress, "peak_ratio": p.peak_ratio, "grad_spike_ratio": grad_ratio}
     facts = []
-    k = num_classes(run)
-    if k:
+    if chance is not None:
+        k = chance[0]
         evidence["chance_loss"] = math.log(k)
-        facts.append(f"ln({k}) = {fmt(math.log(k))} is the loss of a uniform guess")
+        facts.append(f"ln({k}) = {fmt(math.log(k))} is the loss of a uniform guess over {k} classes")
         acc = signal_curve(run, "accuracy").finite_prefix().values
         if len(acc) >= 3:
             end_acc = float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
@@ -93,6 +149,10 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
             if end_acc < CHANCE_ACCURACY_RATIO / k:
                 facts.append(f"accuracy ends at {fmt(end_acc)}, chance is {fmt(1.0 / k)}")
     turb = []
+    if fell_to_chance and not turbulent:
+        turb.append(
+            f"the loss started at {fmt(p.init)}, worse than a uniform guess, and fell to exactly that level"
+        )
     if loss_spike:
         turb.append(f"the loss jumped to {fmt(p.peak_ratio)}x its start at step {p.peak_step}")
     if grad_ratio >= TURBULENT_GRAD_RATIO:
