@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 _LOSS = r"(?:batch_|epoch_)?loss"
+# A tag naming a held-out split (validation, evaluation, test) as one of its words.
+_HELD_OUT = r"(?:.*[/_ .-])?(?:val|valid|validation|eval|evaluation|test)(?:[/_ .-]|\Z)"
 SIGNAL_PATTERNS: dict[str, tuple[str, ...]] = {
     "loss": (
         r"lrdoctor/loss",
@@ -33,6 +35,9 @@ SIGNAL_PATTERNS: dict[str, tuple[str, ...]] = {
         r"train_loss_epoch",
         r"epoch_loss",
         r"train/epoch_loss",
+        # Last resort: any other tag with "loss" in it that names no held-out split (the first
+        # in name order: YOLO's train/box_loss, an RL script's episode/MSE Loss).
+        r"(?!" + _HELD_OUT + r").*loss.*",
     ),
     "val_loss": (
         r"lrdoctor/val_loss",
@@ -45,6 +50,7 @@ SIGNAL_PATTERNS: dict[str, tuple[str, ...]] = {
         r"valid(?:ation)?_loss",
         r"test_loss",
         r"loss/test",
+        _HELD_OUT + r".*loss.*",  # last resort, as for "loss"
     ),
     "grad_norm": (
         r"lrdoctor/grad_norm",

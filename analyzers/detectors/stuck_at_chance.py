@@ -122,10 +122,11 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
     grad_ratio = p.grad_spike_ratio if math.isfinite(p.grad_spike_ratio) else 0.0
     chance = chance_level(run, p)
     at_chance = chance is not None and chance[1]
-    # Fell from above the uniform-guess level to it: the first updates made the model worse than
-    # guessing, then it collapsed to a constant (epoch means hide the blow-up itself).
+    # Fell from far above the uniform-guess level (a loss spike's TURBULENT_PEAK_RATIO) to it:
+    # the first updates made the model much worse than guessing, then it collapsed to a
+    # constant (epoch means hide the blow-up itself, and leave no grad norm to show it).
     fell_to_chance = (
-        at_chance and p.init >= (1 + CHANCE_LOSS_TOLERANCE) * math.log(chance[0]) and p.late_fall_ratio == 0.0
+        at_chance and p.init >= TURBULENT_PEAK_RATIO * math.log(chance[0]) and p.late_fall_ratio == 0.0
     )
     flat = p.progress < STUCK_PROGRESS or not p.fell
     # Heavy-tailed minibatch noise throws single loss points far up; only a damaging spike, a
@@ -133,7 +134,9 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
     loss_spike = is_damaging_spike(p) or (at_chance and is_loss_spike(p))
     turbulent = loss_spike or grad_ratio >= TURBULENT_GRAD_RATIO
     still_falling = p.active_trend < 0 and p.active_trend_p < FALL_P_VALUE
-    if not ((flat and turbulent and not still_falling) or fell_to_chance):
+    # A loss still going down significantly is not stuck -- unless it is only falling back to the
+    # chance level of a classifier.
+    if not ((flat and turbulent and (at_chance or not still_falling)) or fell_to_chance):
         return []
     evidence = {"progress_ratio": p.progress, "peak_ratio": p.peak_ratio, "grad_spike_ratio": grad_ratio}
     facts = []
@@ -151,7 +154,7 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
     turb = []
     if fell_to_chance and not turbulent:
         turb.append(
-            f"the loss started at {fmt(p.init)}, worse than a uniform guess, and fell to exactly that level"
+            f"the loss started at {fmt(p.init)}, far worse than a uniform guess, and fell to that level"
         )
     if loss_spike:
         turb.append(f"the loss jumped to {fmt(p.peak_ratio)}x its start at step {p.peak_step}")

@@ -99,6 +99,14 @@ CASES = {
         {"loss": "lrdoctor/loss", "lr": "lrdoctor/lr/pg0"},
     ),
     "nothing_known": (["episode/Return", "metrics/mAP50(B)"], {}),
+    "last_resort_loss_tags": (
+        ["train/box_loss", "train/cls_loss", "val/box_loss", "metrics/mAP50(B)"],
+        {"loss": "train/box_loss", "val_loss": "val/box_loss"},
+    ),
+    "last_resort_never_takes_a_held_out_split_as_training_loss": (
+        ["data/test_loss", "episode/MSE Loss", "my_val_loss_smooth"],
+        {"loss": "episode/MSE Loss", "val_loss": "data/test_loss"},
+    ),
     "empty": ([], {}),
 }
 
