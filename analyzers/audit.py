@@ -34,8 +34,10 @@ from lrdoctor.analyzers.detectors import (
     DetectorContext,
     detect_loss_diverging,
     detect_loss_oscillating,
+    detect_lr_range_test,
     detect_slow_decrease,
     detect_stuck_at_chance,
+    is_range_test,
 )
 from lrdoctor.analyzers.findings import FINDING_CODES, Finding, Verdict
 from lrdoctor.analyzers.logdir import Logdir
@@ -142,6 +144,9 @@ def _detectable(detect, run: Run, finding: Finding) -> Finding:
 
 
 def _own_findings(run: Run) -> list[Finding]:
+    if is_range_test(run):
+        # A range test blows the loss up on purpose: its curves are no symptom of anything.
+        return detect_lr_range_test(run, DetectorContext())
     out = []
     for detect in DETECTORS:
         found = detect(run, DetectorContext())

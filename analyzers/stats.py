@@ -152,16 +152,20 @@ def rank_trend_test(values: np.ndarray) -> tuple[float, float]:
     return (rho, pval) if np.isfinite(rho) and np.isfinite(pval) else (0.0, 1.0)
 
 
-def fall_p_value(values: np.ndarray) -> float:
+def fall_p_value(values: np.ndarray, init: float) -> float:
     """One-sided Mann-Whitney p-value that the loss at the end is lower than at the start.
 
     The start window is the first `START_FRACTION` of the points, the end window the last
     `END_FRACTION` (each at least `INIT_POINTS`). A rank test: heavy-tailed minibatch noise (a
-    regression loss on noisy targets) cannot fake a fall, whatever its scale.
+    regression loss on noisy targets) cannot fake a fall, whatever its scale. A drop on the
+    very first updates leaves one point in the start window; then the initial level ``init``
+    (`initial_level` keeps such a first point) above every point of the end window is a fall: 0.
     """
     n = len(values)
     a = values[: max(INIT_POINTS, int(n * START_FRACTION))]
     b = values[-max(INIT_POINTS, int(n * END_FRACTION)) :]
+    if init > b.max():
+        return 0.0
     if np.all(a == a[0]) and np.all(b == a[0]):
         return 1.0
     return float(stats.mannwhitneyu(a, b, alternative="greater").pvalue)
@@ -180,13 +184,15 @@ END_FRACTION = 0.1  # the "end level" is the median of this last fraction of the
 INIT_POINTS = 5  # initial level: median of the first INIT_POINTS points (minibatch noise) ...
 INIT_FALLING_TREND = -0.9  # ... but the first point when they fall in order (a fast first drop) ...
 INIT_BLOWUP_RATIO = 1.2  # ... or when the first is their lowest and their median this x it (a blow-up)
+INIT_APART_SIGMAS = 3.0  # ... each only beyond this many robust sigmas of the minibatch noise
 AFTERMATH_POINTS = 5  # points before and after the highest loss point compared for lasting damage
 NOISE_WINDOW_POINTS = 9  # rolling-median window (points) the minibatch noise is measured around
 FALL_SIGNIFICANCE = 2.0  # a fall between two part medians counts above this many standard errors
 ACTIVE_LR_FRACTION = 0.5  # the loss is judged "still falling" where the LR was >= this x its peak
 MIN_ACTIVE_POINTS = 15  # a high-LR part shorter than this many points is not judged on its own
 START_FRACTION = 0.05  # the start window of the fall test: this fraction of the points (>= INIT_POINTS)
-FALL_P_VALUE = 0.01  # a fall (or a trend) is significant below this one-sided p-value
+FALL_P_VALUE = 0.01  # a fall (or a trend) is significant below this p-value
+TREND_BLOCKS = 10  # block medians a late trend is measured on (each averages minibatch noise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +223,9 @@ class LossProfile:
         late_fall_ratio: `late_fall_rate` over the high-LR part of the run (`active_prefix`):
             the loss's fall rate at the end over its average rate (0: converged or flat within
             the noise, ~1: a steady decline far from any plateau). Scale- and floor-free.
-        init_se: standard error of ``init`` (loss units) when it is a median of the first
-            points: 1.2533 x the first half's noise / sqrt(5); a change smaller than a few of
-            these may be noise in where the run started.
+        init_se: standard error of ``init`` (loss units): 1.2533 x the first half's noise /
+            sqrt(5) when it is a median of the first points, the noise itself when it is the
+            first point; a change smaller than a few of these may be noise in where the run started.
         fall_p: `fall_p_value`: how likely a fall this large from start to end is under pure
             noise (small: the loss really went down).
         active_trend, active_trend_p: Spearman trend (and p-value) of 10 block medians over the
@@ -259,11 +265,13 @@ class LossProfile:
         return int(self.steps[min(len(self.steps) - 1, int(frac * len(self.steps)))])
 
 
-def initial_level(values: np.ndarray) -> float:
+def initial_level(values: np.ndarray, noise: float = 0.0) -> float:
     """Where the loss started: the median of the first `INIT_POINTS` points, or the first point.
 
     Minibatch noise scatters the first points either way (heavy-tailed for a regression loss), so
-    their median is the level. Three starts keep the first point instead:
+    their median is the level. Three starts keep the first point instead, each only when the
+    difference exceeds `INIT_APART_SIGMAS` x ``noise`` (the robust sigma of the minibatch
+    noise, loss units): among five noisy points, one of them is the extreme 40% of the time.
 
     - the points fall in order (rank trend <= `INIT_FALLING_TREND`): a fast first drop, which
       would pull the median down;
@@ -275,9 +283,14 @@ def initial_level(values: np.ndarray) -> float:
     head = values[:INIT_POINTS]
     first, med = float(head[0]), float(np.median(head))
     rest = head[1:]
-    stands_apart = len(rest) >= 2 and abs(first - float(np.median(rest))) > float(np.ptp(rest))
-    blew_up = first > 0 and first == float(head.min()) and med > INIT_BLOWUP_RATIO * first
-    if rank_trend(head) <= INIT_FALLING_TREND or stands_apart or blew_up:
+    margin = INIT_APART_SIGMAS * noise
+    apart = abs(first - float(np.median(rest))) if len(rest) else 0.0
+    stands_apart = len(rest) >= 2 and apart > max(float(np.ptp(rest)), margin)
+    blew_up = (
+        first > 0 and first == float(head.min()) and med > INIT_BLOWUP_RATIO * first and med - first > margin
+    )
+    fast_drop = rank_trend(head) <= INIT_FALLING_TREND and first - float(head[-1]) > margin
+    if fast_drop or stands_apart or blew_up:
         return first
     return med
 
@@ -357,12 +370,12 @@ def loss_profile(run: Run) -> LossProfile | None:
     n = len(v)
     if n < MIN_POINTS:
         return None
-    init = initial_level(v)
-    unit = abs(init) if init != 0 else 1.0
-    end = float(np.median(v[-max(3, int(n * END_FRACTION)) :]))
     first_half = v[: max(2, n // 2)]
     k = int(np.argmax(first_half))
     early_noise = robust_scale(first_half - rolling_median(first_half, NOISE_WINDOW_POINTS))
+    init = initial_level(v, early_noise)
+    unit = abs(init) if init != 0 else 1.0
+    end = float(np.median(v[-max(3, int(n * END_FRACTION)) :]))
     _, blocks = block_stat(v, 40)
     half = v[n // 2 :]
     _, late_blocks = block_stat(half, 10)
@@ -377,7 +390,7 @@ def loss_profile(run: Run) -> LossProfile | None:
     grad = signal_curve(run, "grad_norm").finite_prefix().values
     gmed = float(np.median(grad)) if len(grad) else float("nan")
     active = active_prefix(run, curve).values
-    active_trend, active_trend_p = rank_trend_test(block_stat(active[len(active) // 2 :], 10)[1])
+    active_trend, active_trend_p = rank_trend_test(block_stat(active[len(active) // 2 :], TREND_BLOCKS)[1])
     return LossProfile(
         steps=curve.steps,
         values=v,
@@ -396,8 +409,11 @@ def loss_profile(run: Run) -> LossProfile | None:
         wander_ratio=rises / fall if fall > 0 else float("inf"),
         early_best=float(b20[:4].min()),
         late_fall_ratio=late_fall_rate(active, init),
-        init_se=1.2533 * early_noise / np.sqrt(INIT_POINTS),
-        fall_p=fall_p_value(v),
+        # A median of INIT_POINTS points, or a single point when `initial_level` kept the first.
+        init_se=early_noise
+        if init != float(np.median(v[:INIT_POINTS]))
+        else 1.2533 * early_noise / np.sqrt(INIT_POINTS),
+        fall_p=fall_p_value(v, init),
         active_trend=active_trend,
         active_trend_p=active_trend_p,
     )

@@ -114,6 +114,11 @@ def first_nonfinite(series: Series) -> tuple[int, str] | None:
     return int(series.steps[bad[0]]), kind
 
 
+def axis_scale(log: bool) -> dict:
+    """Axis settings for a log or linear scale; log axes label decades only (readable on a projector)."""
+    return {"type": "log", "minorloglabels": "none"} if log else {"type": "linear"}
+
+
 def wants_log(values: np.ndarray) -> bool:
     """True if a curve is positive and spans more than `LOG_SPAN_RATIO` (log axis helps)."""
     v = values[np.isfinite(values)]
@@ -190,7 +195,7 @@ def run_figure(
             bad = first_nonfinite(s)
             if bad is not None:
                 _add_nonfinite_marker(fig, r, name, s, bad, log)
-        fig.update_yaxes(type="log" if log else "linear", row=r, col=1)
+        fig.update_yaxes(**axis_scale(log), row=r, col=1)
     windows_per_row: dict[int, int] = {}
     for f in findings:
         _draw_finding(fig, f, row_of_signal, series_of_signal, windows_per_row)
@@ -349,8 +354,8 @@ def range_test_figure(
             text=f"suggested LR {suggested_lr:.3g}",
             font={"color": VERDICT_COLORS["healthy"]},
         )
-    fig.update_xaxes(type="log", title_text="learning rate")
-    fig.update_yaxes(title_text="loss", type="log" if wants_log(ys) else "linear")
+    fig.update_xaxes(**axis_scale(True), title_text="learning rate")
+    fig.update_yaxes(**axis_scale(wants_log(ys)), title_text="loss")
     fig.update_layout(
         height=420,
         margin={"l": 70, "r": 30, "t": 40, "b": 50},
@@ -452,7 +457,7 @@ def compare_figure(
     for r, sig in enumerate(signals, start=1):
         vals = [run.signal(sig).values for run in runs if run.signal(sig) is not None]
         log = bool(vals) and all(wants_log(v) for v in vals)
-        fig.update_yaxes(type="log" if log else "linear", row=r, col=1)
+        fig.update_yaxes(**axis_scale(log), row=r, col=1)
     title = "samples seen (step x batch size)" if by == "samples" else "step"
     fig.update_xaxes(title_text=title, row=len(signals), col=1)
     note = f"no batch size known for: {', '.join(skipped)}" if skipped else ""

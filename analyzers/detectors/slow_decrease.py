@@ -67,6 +67,7 @@ def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> li
     still_falling = (
         not is_loss_spike(p)
         and p.active_trend <= STILL_FALLING_TREND
+        and p.active_trend_p < FALL_P_VALUE
         and p.late_fall_ratio >= KEEPS_PACE_RATIO
     )
     if rising or not (barely_moved or still_falling):

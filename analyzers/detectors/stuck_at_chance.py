@@ -43,8 +43,8 @@ MAX_CLASSES = 1000  # largest class count considered when num_classes is unknown
 def chance_level(run: Run, p: LossProfile) -> tuple[int, bool] | None:
     """(k, True when the run is at chance) from classification evidence, or None without any.
 
-    Evidence, in order: an accuracy curve ending below ``CHANCE_ACCURACY_RATIO`` / k
-    (num_classes known); the end loss within ``KNOWN_K_TOLERANCE`` of ln(num_classes); without
+    Evidence: with num_classes known, an accuracy curve ending below ``CHANCE_ACCURACY_RATIO`` / k
+    or the end loss within ``KNOWN_K_TOLERANCE`` of ln(num_classes); without
     num_classes, a loss that ends within ``CHANCE_LOSS_TOLERANCE`` of ln(k) for the nearest
     integer k >= 2 and whose last half never dips below it (its ``CHANCE_FLOOR_QUANTILE``-th
     percentile stays above ln(k) minus the tolerance): the loss of a model that predicts a
@@ -53,10 +53,11 @@ def chance_level(run: Run, p: LossProfile) -> tuple[int, bool] | None:
     k = num_classes(run)
     if k:
         acc = signal_curve(run, "accuracy").finite_prefix().values
+        near_chance_loss = abs(p.end - math.log(k)) <= KNOWN_K_TOLERANCE * math.log(k)
         if len(acc) >= 3:
             end_acc = float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
-            return k, end_acc < CHANCE_ACCURACY_RATIO / k
-        return k, abs(p.end - math.log(k)) <= KNOWN_K_TOLERANCE * math.log(k)
+            return k, near_chance_loss or end_acc < CHANCE_ACCURACY_RATIO / k
+        return k, near_chance_loss
     if not 0 < p.end <= math.log(MAX_CLASSES + 0.5):
         return None
     k = round(math.exp(p.end))
