@@ -152,19 +152,21 @@ def rank_trend_test(values: np.ndarray) -> tuple[float, float]:
     return (rho, pval) if np.isfinite(rho) and np.isfinite(pval) else (0.0, 1.0)
 
 
-def fall_p_value(values: np.ndarray, init: float) -> float:
+def fall_p_value(values: np.ndarray, init: float, noise: float) -> float:
     """One-sided Mann-Whitney p-value that the loss at the end is lower than at the start.
 
     The start window is the first `START_FRACTION` of the points, the end window the last
     `END_FRACTION` (each at least `INIT_POINTS`). A rank test: heavy-tailed minibatch noise (a
     regression loss on noisy targets) cannot fake a fall, whatever its scale. A drop on the
     very first updates leaves one point in the start window; then the initial level ``init``
-    (`initial_level` keeps such a first point) above every point of the end window is a fall: 0.
+    (`initial_level` keeps such a first point) above every point of the end window, and more
+    than `BEYOND_NOISE_SIGMAS` x ``noise`` (robust sigma, loss units) above their median, is a
+    fall: 0. (One point cannot be tested; only a distance no noise tail reaches counts.)
     """
     n = len(values)
     a = values[: max(INIT_POINTS, int(n * START_FRACTION))]
     b = values[-max(INIT_POINTS, int(n * END_FRACTION)) :]
-    if init > b.max():
+    if init > b.max() and init - float(np.median(b)) > BEYOND_NOISE_SIGMAS * noise:
         return 0.0
     if np.all(a == a[0]) and np.all(b == a[0]):
         return 1.0
@@ -184,6 +186,7 @@ END_FRACTION = 0.1  # the "end level" is the median of this last fraction of the
 INIT_POINTS = 5  # initial level: median of the first INIT_POINTS points (minibatch noise) ...
 INIT_FALLING_TREND = -0.9  # ... but the first point when they fall in order (a fast first drop) ...
 INIT_BLOWUP_RATIO = 1.2  # ... or when the first is their lowest and their median this x it (a blow-up)
+BEYOND_NOISE_SIGMAS = 10.0  # a point this many robust sigmas off its level is beyond any noise tail
 INIT_APART_SIGMAS = 3.0  # ... each only beyond this many robust sigmas of the minibatch noise
 AFTERMATH_POINTS = 5  # points before and after the highest loss point compared for lasting damage
 NOISE_WINDOW_POINTS = 9  # rolling-median window (points) the minibatch noise is measured around
@@ -209,10 +212,12 @@ class LossProfile:
         peak_sigmas: that point's height above ``init`` in robust sigmas of the first half's
             minibatch noise (spread around a 9-point rolling median); inf if there is no noise.
         peak_step: the step of that point.
-        peak_after_ratio: `aftermath_ratio` of that point (above 1: the loss stayed up after it).
+        peak_after_ratio, peak_after_p: `aftermath_ratio` of that point (above 1: the loss
+            stayed up after it) and the p-value that it did beyond the noise.
         max_ratio: highest loss point of the whole run over ``init``.
         min_level: lowest block median (40 blocks) of the loss (loss units).
-        late_trend: Spearman rank trend of the last half's 10 block medians (-1: falling).
+        late_trend, late_trend_p: Spearman rank trend of the last half's 10 block medians
+            (-1: falling) and its p-value.
         late_noise_ratio: robust scale of the last half's residual around 20 block means,
             over the achieved decrease (init - end); inf when nothing was gained.
         grad_spike_ratio: highest grad norm over its median (nan without a grad norm).
@@ -228,6 +233,13 @@ class LossProfile:
             first point; a change smaller than a few of these may be noise in where the run started.
         fall_p: `fall_p_value`: how likely a fall this large from start to end is under pure
             noise (small: the loss really went down).
+        rebound_p: `rebound_p_value`: how likely the end stands this far above the loss's lowest
+            stretch under pure noise (small: it really climbed back).
+        climb_p: `climb_p_value`: how likely the loss's highest stretch stands this far above an
+            earlier, lower one under pure noise (small: it really climbed at some point).
+        noise_grew_p: `noise_grew_p_value`: how likely the last half's point-to-point swings
+            are this much larger than the first half's under steady noise (small: the updates
+            got more turbulent, e.g. as a schedule raised the LR).
         active_trend, active_trend_p: Spearman trend (and p-value) of 10 block medians over the
             last half of the high-LR part of the run (`active_prefix`; the whole run without a
             decaying schedule): is the loss still going down while the LR allows it?
@@ -242,9 +254,11 @@ class LossProfile:
     peak_sigmas: float
     peak_step: int
     peak_after_ratio: float
+    peak_after_p: float
     max_ratio: float
     min_level: float
     late_trend: float
+    late_trend_p: float
     late_noise_ratio: float
     grad_spike_ratio: float
     wander_ratio: float
@@ -252,6 +266,9 @@ class LossProfile:
     late_fall_ratio: float
     init_se: float
     fall_p: float
+    rebound_p: float
+    climb_p: float
+    noise_grew_p: float
     active_trend: float
     active_trend_p: float
 
@@ -295,19 +312,89 @@ def initial_level(values: np.ndarray, noise: float = 0.0) -> float:
     return med
 
 
-def aftermath_ratio(values: np.ndarray, k: int, init: float) -> float:
+def aftermath_ratio(values: np.ndarray, k: int, init: float) -> tuple[float, float]:
     """Median of the `AFTERMATH_POINTS` points after index ``k`` over the median of those before.
 
     A blow-up damages the model, so the loss stays up after it (ratio well above 1); a minibatch
     outlier (heavy-tailed noise) leaves no trace (ratio near 1). Before the first points, the
     initial level stands in; with nothing after ``k``, inf (the run ended on it).
+
+    Returns:
+        (ratio, p): ``p`` is the one-sided Mann-Whitney p-value that the points after are higher
+        than those before (heavy-tailed noise makes a ratio of two 5-point medians swing);
+        against the initial level alone, 0 when every point after is above it, else 1.
     """
     after = values[k + 1 : k + 1 + AFTERMATH_POINTS]
     if len(after) == 0:
-        return float("inf")
+        return float("inf"), 0.0
     before = values[max(0, k - AFTERMATH_POINTS) : k]
-    level = float(np.median(before)) if len(before) >= 3 else init
-    return float(np.median(after)) / level if level > 0 else float("inf")
+    if len(before) >= 3:
+        level = float(np.median(before))
+        same = np.all(after == after[0]) and np.all(before == after[0])
+        pval = 1.0 if same else float(stats.mannwhitneyu(after, before, alternative="greater").pvalue)
+    else:
+        level = init
+        pval = 0.0 if np.all(after > init) else 1.0
+    return (float(np.median(after)) / level if level > 0 else float("inf")), pval
+
+
+def noise_grew_p_value(early_resid: np.ndarray, late: np.ndarray) -> float:
+    """One-sided Mann-Whitney p-value that the last half swings more than the first half.
+
+    Both halves' swings are their absolute residuals around a `NOISE_WINDOW_POINTS`-point rolling
+    median (the trend removed); a rank test, so heavy-tailed but steady minibatch noise gives a
+    uniform p-value whatever its scale.
+    """
+    late_resid = np.abs(late - rolling_median(late, NOISE_WINDOW_POINTS))
+    early = np.abs(early_resid)
+    if len(early) < INIT_POINTS or len(late_resid) < INIT_POINTS or not (early.any() or late_resid.any()):
+        return 1.0
+    return float(stats.mannwhitneyu(late_resid, early, alternative="greater").pvalue)
+
+
+def _blocks(values: np.ndarray) -> list[np.ndarray]:
+    """`values` cut into `TREND_BLOCKS` near-equal consecutive blocks (fewer with fewer points)."""
+    edges = np.linspace(0, len(values), min(TREND_BLOCKS, len(values)) + 1).astype(np.int64)
+    return [values[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def climb_p_value(values: np.ndarray) -> float:
+    """How likely the loss's highest stretch stands this far above an earlier, lower one by noise.
+
+    Over `TREND_BLOCKS` blocks, the block with the highest median is compared with the lowest
+    block before it (one-sided Mann-Whitney); the p-value is multiplied by the number of block
+    pairs (the most extreme of many noisy pairs is extreme by chance). 1 when the highest block
+    comes first. Small: the loss really climbed at some point (a blow-up, a wandering loss).
+    """
+    blocks = _blocks(values)
+    meds = np.array([np.median(b) for b in blocks])
+    i = int(np.argmax(meds))
+    if i == 0:
+        return 1.0
+    j = int(np.argmin(meds[:i]))
+    high, low = blocks[i], blocks[j]
+    if np.all(high == high[0]) and np.all(low == high[0]):
+        return 1.0
+    pairs = len(blocks) * (len(blocks) - 1) / 2
+    return min(1.0, pairs * float(stats.mannwhitneyu(high, low, alternative="greater").pvalue))
+
+
+def rebound_p_value(values: np.ndarray) -> float:
+    """How likely the end of the loss stands this far above its lowest stretch by noise alone.
+
+    The loss is cut into `TREND_BLOCKS` blocks; the one with the lowest median is compared with
+    the end window (the last `END_FRACTION`) by a one-sided Mann-Whitney test, and the p-value
+    is multiplied by the number of blocks (the lowest of many noisy blocks is low by chance).
+    1 when the lowest block is the last one.
+    """
+    n = len(values)
+    edges = np.linspace(0, n, TREND_BLOCKS + 1).astype(np.int64)
+    meds = [np.median(values[a:b]) if b > a else np.inf for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    i = int(np.argmin(meds))
+    low, end = values[edges[i] : edges[i + 1]], values[-max(INIT_POINTS, int(n * END_FRACTION)) :]
+    if i == TREND_BLOCKS - 1 or len(low) == 0 or (np.all(low == low[0]) and np.all(end == low[0])):
+        return 1.0
+    return min(1.0, TREND_BLOCKS * float(stats.mannwhitneyu(end, low, alternative="greater").pvalue))
 
 
 def late_fall_rate(values: np.ndarray, init: float) -> float:
@@ -372,13 +459,16 @@ def loss_profile(run: Run) -> LossProfile | None:
         return None
     first_half = v[: max(2, n // 2)]
     k = int(np.argmax(first_half))
-    early_noise = robust_scale(first_half - rolling_median(first_half, NOISE_WINDOW_POINTS))
+    early_resid = first_half - rolling_median(first_half, NOISE_WINDOW_POINTS)
+    early_noise = robust_scale(early_resid)
     init = initial_level(v, early_noise)
+    after_ratio, after_p = aftermath_ratio(v, k, init)
     unit = abs(init) if init != 0 else 1.0
     end = float(np.median(v[-max(3, int(n * END_FRACTION)) :]))
     _, blocks = block_stat(v, 40)
     half = v[n // 2 :]
-    _, late_blocks = block_stat(half, 10)
+    _, late_blocks = block_stat(half, TREND_BLOCKS)
+    late_trend, late_trend_p = rank_trend_test(late_blocks)
     edges = np.linspace(0, len(half), 21).astype(np.int64)
     _, means = block_stat(half, 20, "mean")
     resid = half - np.repeat(means, np.diff(edges)) if len(half) >= 20 else half - np.mean(half)
@@ -400,10 +490,12 @@ def loss_profile(run: Run) -> LossProfile | None:
         peak_ratio=float(first_half[k]) / unit,
         peak_sigmas=(float(first_half[k]) - init) / early_noise if early_noise > 0 else float("inf"),
         peak_step=int(curve.steps[k]),
-        peak_after_ratio=aftermath_ratio(v, k, init),
+        peak_after_ratio=after_ratio,
+        peak_after_p=after_p,
         max_ratio=float(v.max()) / unit,
         min_level=float(blocks.min()),
-        late_trend=rank_trend(late_blocks),
+        late_trend=late_trend,
+        late_trend_p=late_trend_p,
         late_noise_ratio=noise / gained if gained > 0 else float("inf"),
         grad_spike_ratio=float(grad.max()) / gmed if len(grad) and gmed > 0 else float("nan"),
         wander_ratio=rises / fall if fall > 0 else float("inf"),
@@ -413,7 +505,10 @@ def loss_profile(run: Run) -> LossProfile | None:
         init_se=early_noise
         if init != float(np.median(v[:INIT_POINTS]))
         else 1.2533 * early_noise / np.sqrt(INIT_POINTS),
-        fall_p=fall_p_value(v, init),
+        fall_p=fall_p_value(v, init, early_noise),
+        rebound_p=rebound_p_value(v),
+        climb_p=climb_p_value(v),
+        noise_grew_p=noise_grew_p_value(early_resid, v[n // 2 :]),
         active_trend=active_trend,
         active_trend_p=active_trend_p,
     )

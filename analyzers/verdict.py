@@ -18,7 +18,10 @@ Rules, in order:
 
 Confidence (0..1) is a coarse, documented score, not a probability: ERROR evidence 0.9,
 WARNING evidence 0.75, +0.05 per further agreeing finding (max 0.95); a healthy verdict 0.8,
-0.6 when a WARNING finding (e.g. exploding gradients) sits beside it; scaled down for short runs
+0.6 when a WARNING finding (e.g. exploding gradients) sits beside it; x `CONFLICT_FACTOR` when
+findings point both ways, or when "the loss barely moved in a calm run" is judged without a
+gradient-norm curve (the calm is then seen on the loss alone, which an epoch mean smooths: a
+blow-up inside the first epoch can hide there); scaled down for short runs
 (x sqrt(points / `FULL_CONFIDENCE_POINTS`) below that many points); inconclusive 0.
 """
 
@@ -30,16 +33,29 @@ from collections.abc import Sequence
 from lrdoctor.analyzers.detectors.lr_range_test import is_range_test
 from lrdoctor.analyzers.findings import Finding, Severity, Verdict
 from lrdoctor.analyzers.run import Run
-from lrdoctor.analyzers.stats import MIN_POINTS, signal_curve
+from lrdoctor.analyzers.stats import FALL_P_VALUE, MIN_POINTS, signal_curve
 
 HIGH_CODES = ("nan_loss", "loss_diverging", "loss_oscillating", "stuck_at_chance")
 LOW_CODES = ("slow_decrease",)
 FULL_CONFIDENCE_POINTS = 200  # loss points from which the run length no longer limits confidence
+CONFLICT_FACTOR = 0.7  # confidence kept when the evidence is split or half-blind
+BARELY_MOVED_PROGRESS = 0.1  # `slow_decrease`'s "barely moved" (progress below this, or no real fall)
 
 
 def _evidence_confidence(hits: list[Finding]) -> float:
     base = 0.9 if any(f.severity is Severity.ERROR for f in hits) else 0.75
     return min(0.95, base + 0.05 * (len(hits) - 1))
+
+
+def _calm_unseen(run: Run, low: list[Finding]) -> bool:
+    """A "barely moved, calm" call made without a gradient-norm curve to show the calm."""
+    if run.signal("grad_norm") is not None:
+        return False
+    return any(
+        f.evidence.get("progress_ratio", 1.0) < BARELY_MOVED_PROGRESS
+        or f.evidence.get("fall_p_value", 0.0) >= FALL_P_VALUE
+        for f in low
+    )
 
 
 def decide(run: Run, findings: Sequence[Finding]) -> tuple[Verdict, float, str]:
@@ -70,10 +86,11 @@ def decide(run: Run, findings: Sequence[Finding]) -> tuple[Verdict, float, str]:
     high = [f for f in serious if f.code in HIGH_CODES]
     low = [f for f in serious if f.code in LOW_CODES]
     if high:
-        conf = _evidence_confidence(high) * (0.7 if low else 1.0)
+        conf = _evidence_confidence(high) * (CONFLICT_FACTOR if low else 1.0)
         return Verdict.LR_TOO_HIGH, round(conf * scale, 3), ", ".join(f.code for f in high)
     if low:
-        return Verdict.LR_TOO_LOW, round(_evidence_confidence(low) * scale, 3), ", ".join(f.code for f in low)
+        conf = _evidence_confidence(low) * (CONFLICT_FACTOR if _calm_unseen(run, low) else 1.0)
+        return Verdict.LR_TOO_LOW, round(conf * scale, 3), ", ".join(f.code for f in low)
     scaling = [f for f in serious if f.code == "batch_lr_scaling"]
     if scaling:
         low_side = scaling[0].evidence.get("off_by_ratio", 1.0) < 1.0

@@ -15,12 +15,18 @@ second set of other configurations and seeds for an unseen check:
   least their initial loss), steps from the first WARNING+ finding to the run's last step (a
   finding's step is when it became detectable, checked at 16 evenly spaced points of the run).
 
-Ambiguous runs (gap between the thresholds) are not scored.
+Ambiguous runs (gap between the thresholds) are not scored, nor are the finite runs of a sweep in
+which no LR learned anything (``weak_sweep``: see `make_labeled_runs.py`'s label-quality rule).
+
+Sets: ``main`` and ``holdout`` (both looked at while tuning), ``fresh`` (seen by the second pass)
+and ``fresh2`` (made and scored once before the third pass changed the detectors).
 
 Example:
     python benchmarks/make_labeled_runs.py bench_labeled && python benchmarks/eval_labeled.py bench_labeled
     python benchmarks/make_labeled_runs.py bench_labeled_holdout --set holdout
     python benchmarks/eval_labeled.py bench_labeled_holdout
+    python benchmarks/make_labeled_runs.py bench_labeled_fresh2 --set fresh2
+    python benchmarks/eval_labeled.py bench_labeled_fresh2 -v
 """
 
 from __future__ import annotations
@@ -65,7 +71,11 @@ def evaluate(root: str, family: str | None, labels: dict, result, verbose: bool)
     scored = {n: v for n, v in chosen.items() if v["label"] in CLASSES and n in result.reports}
     pairs = [(v["label"], result.reports[n].verdict.value) for n, v in scored.items()]
     title = "all runs" if family is None else f"family {family}"
-    print(f"\n== {title}: {len(scored)} scored runs ({len(chosen) - len(scored)} ambiguous or missing)")
+    weak = sum(1 for v in chosen.values() if v["label"] == "weak_sweep")
+    print(
+        f"\n== {title}: {len(scored)} scored runs ({len(chosen) - len(scored) - weak} ambiguous or "
+        f"missing, {weak} in sweeps that learned nothing)"
+    )
     print(
         f"macro-F1: {macro_f1(pairs):.3f}   "
         f"accuracy: {sum(y == p for y, p in pairs) / max(1, len(pairs)):.3f}"

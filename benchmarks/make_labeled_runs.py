@@ -44,7 +44,8 @@ other sklearn datasets (wine, breast cancer, iris; standardized features), a reg
 sklearn's diabetes data (standardized), a CNN with a two-step decay, a BatchNorm CNN with
 RMSprop, vanilla ``nn.RNN`` (tanh) models on a sign-of-the-sum task, batch sizes 16 and 128.
 
-Example (190 runs, about 2 minutes on one core; the holdout set about 1 minute, fresh 3-5):
+Example (190 runs, about 2 minutes on one core; the holdout set about 1 minute, fresh 3-5,
+fresh2 (82 runs) under 1 minute):
     python benchmarks/make_labeled_runs.py bench_labeled
     python benchmarks/make_labeled_runs.py bench_labeled_holdout --set holdout
     python benchmarks/make_labeled_runs.py bench_labeled_fresh --set fresh

@@ -57,6 +57,11 @@ def heavy_noise(values: np.ndarray, dof: int = 16, seed: int = 0) -> np.ndarray:
     return values * rng.chisquare(dof, len(values)) / dof
 
 
+def flat_regression(n: int = 300, level: float = 2.7, dof: int = 8, seed: int = 0) -> np.ndarray:
+    """An MSE loss that does not move (LR far too low) under heavy-tailed minibatch noise."""
+    return heavy_noise(np.full(n, level), dof, seed)
+
+
 def with_nan(values: np.ndarray, step: int) -> np.ndarray:
     """A copy with NaN from index ``step`` on."""
     v = values.copy()

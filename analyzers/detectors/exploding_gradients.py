@@ -100,10 +100,19 @@ def detect_exploding_gradients(run: Run, context: DetectorContext | None = None)
         parts.append(f"the gradient norm grew {fmt(growth)}x from the start to the end")
     clip = grad_clip(run)
     clip_note = f" The run clips at max_norm={fmt(clip)}; the logged norm is before clipping." if clip else ""
-    message = (
-        "Exploding gradients: " + "; ".join(parts) + ". Large, sudden gradients make single updates "
-        "huge; recurrent models are prone to it because gradients are multiplied through time." + clip_note
-    )
+    if severity is Severity.INFO:
+        # A few isolated spikes: worth knowing (and a clip threshold is cheap), not an alarm.
+        message = (
+            "Isolated gradient spike(s): " + "; ".join(parts) + ". Too few to call the gradients "
+            "exploding; if they recur or precede a loss jump, clipping bounds the update they cause."
+            + clip_note
+        )
+    else:
+        message = (
+            "Exploding gradients: " + "; ".join(parts) + ". Large, sudden gradients make single updates "
+            "huge; recurrent models are prone to it because gradients are multiplied through time."
+            + clip_note
+        )
     if clip:
         fix = f"lower the LR, or clip harder than max_norm={fmt(clip)} (e.g. max_norm={fmt(max_norm)})"
     else:

@@ -14,7 +14,7 @@ from lrdoctor.analyzers.detectors.context import DetectorContext, lr_at
 from lrdoctor.analyzers.detectors.stuck_at_chance import is_damaging_spike
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
-from lrdoctor.analyzers.stats import fmt, loss_profile, rolling_median
+from lrdoctor.analyzers.stats import FALL_P_VALUE, fmt, loss_profile, rolling_median
 
 ABOVE_INIT_PROGRESS = -0.2  # progress below this (end 20% above the initial loss): diverged
 ABOVE_INIT_SE = 3.0  # ... and more than this many standard errors of the initial level above it
@@ -42,7 +42,8 @@ def detect_loss_diverging(run: Run, context: DetectorContext | None = None) -> l
     (end - min) / (init - min); ``peak_ratio`` = highest early point / init. Fires when
     progress < ``ABOVE_INIT_PROGRESS`` and end - init > ``ABOVE_INIT_SE`` x ``init_se`` (ERROR),
     the rebound exceeds ``REBOUND_FRACTION`` after a
-    gain of ``REBOUND_MIN_GAIN`` with a late rank trend >= ``REBOUND_TREND`` (ERROR), or a
+    gain of ``REBOUND_MIN_GAIN`` with a late rank trend >= ``REBOUND_TREND``, beyond the noise
+    (``rebound_p`` or the late trend's p-value below `stats.FALL_P_VALUE`) (ERROR), or a
     spike above ``SPIKE_PEAK_RATIO`` x init (beyond the noise and leaving the loss higher after
     it: `stuck_at_chance.is_damaging_spike`) was followed by progress below ``SPIKE_MAX_PROGRESS``
     (WARNING).
@@ -75,7 +76,11 @@ def detect_loss_diverging(run: Run, context: DetectorContext | None = None) -> l
             ),
         )
     elif (
-        rebound > REBOUND_FRACTION and gain > REBOUND_MIN_GAIN * abs(p.init) and p.late_trend >= REBOUND_TREND
+        rebound > REBOUND_FRACTION
+        and gain > REBOUND_MIN_GAIN * abs(p.init)
+        and p.late_trend >= REBOUND_TREND
+        # Beyond the noise: the end stands above the lowest stretch, or the last half rises.
+        and min(p.rebound_p, p.late_trend_p if p.late_trend > 0 else 1.0) < FALL_P_VALUE
     ):
         i = _onset(p.values)
         severity, what = (

@@ -12,6 +12,9 @@ Two scale-free views, either fires:
   downward trend left.
 
 Minibatch noise averages out within blocks and is a small fraction of what a healthy run gains.
+Heavy-tailed noise around a loss that never moved is no oscillation either: the swings must come
+after a significant fall, grow significantly beyond the first half's, or include a significant
+climb (rank tests in `stats`: ``fall_p``, ``noise_grew_p``, ``climb_p``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from lrdoctor.analyzers.detectors._fixes import lower_lr
 from lrdoctor.analyzers.detectors.context import DetectorContext
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
-from lrdoctor.analyzers.stats import fmt, loss_profile
+from lrdoctor.analyzers.stats import FALL_P_VALUE, fmt, loss_profile
 
 NOISE_OVER_GAIN_RATIO = 0.5  # late residual spread over the achieved decrease: oscillating above this
 FLAT_TREND = -0.3  # late rank trend above this: no longer improving
@@ -33,7 +36,8 @@ def detect_loss_oscillating(run: Run, context: DetectorContext | None = None) ->
 
     Statistics (`stats.loss_profile`): wandering (``wander_ratio`` >= ``WANDER_RATIO`` and
     end >= ``early_best``) or bouncing (``late_noise_ratio`` >= ``NOISE_OVER_GAIN_RATIO`` and
-    ``late_trend`` > ``FLAT_TREND``), with progress >= ``MIN_PROGRESS``.
+    ``late_trend`` > ``FLAT_TREND``), with progress >= ``MIN_PROGRESS`` and one of ``fall_p``,
+    ``noise_grew_p``, ``climb_p`` below `stats.FALL_P_VALUE`.
 
     Args:
         run: the run to examine.
@@ -47,9 +51,10 @@ def detect_loss_oscillating(run: Run, context: DetectorContext | None = None) ->
         A loss falling 2.3 -> 1.2 then bouncing between 0.6 and 1.8: ratio ~ 0.6, trend ~ 0.
     """
     p = loss_profile(run)
-    # Without a fall beyond the noise the run is flat (heavy-tailed noise makes any "decrease" a
-    # fluke to swing around): `stuck_at_chance` / `slow_decrease` judge it.
-    if p is None or p.progress < MIN_PROGRESS or not p.fell:
+    # Steady noise around a flat loss is no oscillation: heavy-tailed minibatch noise makes any
+    # "decrease" a fluke to swing around (`stuck_at_chance` / `slow_decrease` judge a flat run).
+    # Harmful swings come after a real fall, grow beyond the early noise, or climb for real.
+    if p is None or p.progress < MIN_PROGRESS or min(p.fall_p, p.noise_grew_p, p.climb_p) >= FALL_P_VALUE:
         return []
     wandering = p.wander_ratio >= WANDER_RATIO and p.end >= p.early_best
     bouncing = p.late_noise_ratio >= NOISE_OVER_GAIN_RATIO and p.late_trend > FLAT_TREND

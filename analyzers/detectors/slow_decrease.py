@@ -36,13 +36,17 @@ KEEPS_PACE_RATIO = 0.4
 def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> list[Finding]:
     """Find a loss that decreases too slowly.
 
-    Statistics (`stats.loss_profile`): ``progress`` = (init - end) / init; ``late_trend`` =
-    Spearman trend of the last half's block medians; ``late_fall_ratio`` = fall rate at the end
-    of the high-LR part of the run (the whole run without a decaying schedule) over the average
-    fall rate (`stats.late_fall_rate`); turbulence as in `stuck_at_chance`.
-    Fires (WARNING) on a calm run with progress < ``BARELY_MOVED_PROGRESS``, or with progress
-    < ``SLOW_PROGRESS``, late_trend <= ``STILL_FALLING_TREND`` and late_fall_ratio >=
-    ``KEEPS_PACE_RATIO`` (still falling at its own pace: far from a plateau).
+    Statistics (`stats.loss_profile`): ``progress`` = (init - end) / init; ``fall_p`` (rank test
+    of the fall from start to end); ``active_trend`` (and p-value) = Spearman trend of 10 block
+    medians over the last half of the high-LR part of the run (the whole run without a decaying
+    schedule); ``late_fall_ratio`` = fall rate at the end of that part over the average fall
+    rate (`stats.late_fall_rate`); calm = no damaging loss spike and grad-norm max/median <
+    ``TURBULENT_GRAD_RATIO`` (as in `stuck_at_chance`).
+    Fires (WARNING) on a calm run that barely moved (progress < ``BARELY_MOVED_PROGRESS`` or
+    no significant fall), or with progress < ``SLOW_PROGRESS``, no loss spike, active_trend <=
+    ``STILL_FALLING_TREND`` and significant, and late_fall_ratio >= ``KEEPS_PACE_RATIO`` (still
+    falling at its own pace while the LR was high: far from a plateau). Never on a loss rising
+    significantly.
 
     Args:
         run: the run to examine.
@@ -50,7 +54,7 @@ def detect_slow_decrease(run: Run, context: DetectorContext | None = None) -> li
 
     Returns:
         At most one WARNING. Evidence: ``progress_ratio``, ``late_trend_rank``, ``peak_ratio``,
-        ``late_fall_ratio``.
+        ``late_fall_ratio``, ``fall_p_value``.
 
     Example:
         SGD at LR 0.001 on a CNN: 2.303 -> 2.29 over 300 steps, no spikes.

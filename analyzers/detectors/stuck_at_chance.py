@@ -6,6 +6,15 @@ is `slow_decrease`). What tells them apart is turbulence: with a tiny LR the mod
 so the loss never jumps above its start and the gradient norm stays steady; with an LR too high
 the first updates throw the model off (loss spike, gradient-norm spike) and it settles at the
 loss of a constant guess (ln(num_classes) for cross-entropy).
+
+"Flat" and "turbulent" must be beyond the noise: a regression loss (MSE on noisy targets) has a
+heavy right tail, so single points jump 2-3x its level and a 5-point start can sit anywhere.
+Flat means no significant fall (a rank test, `stats.fall_p_value`) or under 10% progress; a loss
+spike counts only when it did damage (`is_damaging_spike`) or the run is known to sit at chance
+(`chance_level`: classification evidence), and a grad-norm spike always. A loss still falling
+significantly is not stuck, unless it is only falling back to a classifier's chance level.
+Epoch-level logging hides the blow-up in the first epoch's mean and logs no grad norm: a first
+point far above ln(k) (a loss spike's ratio) that falls to exactly ln(k) and stays is the sign.
 """
 
 from __future__ import annotations
@@ -88,22 +97,25 @@ def is_damaging_spike(p: LossProfile) -> bool:
 
     Heavy-tailed minibatch noise (a regression loss on noisy targets) throws single points
     several robust sigmas above the level, and leaves no trace. A blow-up either damages the
-    model, so the points after it stay up (``peak_after_ratio`` >= ``DAMAGE_AFTERMATH_RATIO``),
+    model, so the points after it stay up (``peak_after_ratio`` >= ``DAMAGE_AFTERMATH_RATIO``,
+    and significantly so: ``peak_after_p`` < `stats.FALL_P_VALUE`),
     or is far beyond any noise tail (``peak_sigmas`` >= ``DAMAGE_PEAK_SIGMAS``).
     `loss_diverging` needs one of the two for its "blew up and never recovered".
     """
-    return is_loss_spike(p) and (
-        p.peak_after_ratio >= DAMAGE_AFTERMATH_RATIO or p.peak_sigmas >= DAMAGE_PEAK_SIGMAS
-    )
+    stayed_up = p.peak_after_ratio >= DAMAGE_AFTERMATH_RATIO and p.peak_after_p < FALL_P_VALUE
+    return is_loss_spike(p) and (stayed_up or p.peak_sigmas >= DAMAGE_PEAK_SIGMAS)
 
 
 def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> list[Finding]:
     """Find a run stuck near its initial (chance-level) loss with turbulent updates.
 
-    Statistics: ``progress`` < ``STUCK_PROGRESS`` and (a loss spike: ``peak_ratio`` >=
-    ``TURBULENT_PEAK_RATIO`` and ``peak_sigmas`` >= ``TURBULENT_PEAK_SIGMAS``; or grad-norm
-    max/median >= ``TURBULENT_GRAD_RATIO``). Evidence adds the end accuracy and
-    chance level when an accuracy curve and num_classes are known, and ln(num_classes).
+    Statistics (`stats.loss_profile`): flat = ``progress`` < ``STUCK_PROGRESS`` or no
+    significant fall (``fall_p``); turbulent = a grad-norm max/median >= ``TURBULENT_GRAD_RATIO``,
+    a damaging loss spike (`is_damaging_spike`), or a loss spike (`is_loss_spike`) in a run at
+    chance (`chance_level`); not still falling (rank trend of the high-LR part, p <
+    `stats.FALL_P_VALUE`) unless at chance. Or: at chance, the first level >=
+    ``TURBULENT_PEAK_RATIO`` x ln(k), and no longer falling (epoch-level logging). Evidence adds
+    the end accuracy and chance level when an accuracy curve and k are known, and ln(k).
 
     Args:
         run: the run to examine.
@@ -163,7 +175,8 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
         turb.append(f"the gradient norm spiked to {fmt(grad_ratio)}x its median")
     step = p.step_at_fraction(0.5)
     message = (
-        f"The loss is stuck near its initial value: {fmt(p.init)} -> {fmt(p.end)} "
+        f"The loss is stuck {'near its initial value' if flat else 'at the level of a constant guess'}: "
+        f"{fmt(p.init)} -> {fmt(p.end)} "
         f"({fmt(p.progress * 100)}% progress)" + (f" ({'; '.join(facts)})" if facts else "") + ". "
         f"The updates were not small: {' and '.join(turb)}. An LR too high throws the model "
         "into a state where it predicts a constant (dead units, saturated outputs) and cannot learn."

@@ -7,7 +7,8 @@ import eventfiles
 import numpy as np
 import pytest
 
-from lrdoctor.analyzers import AuditResult, Verdict, audit, read_logdir
+from lrdoctor.analyzers import AuditResult, Finding, Severity, Verdict, audit, read_logdir
+from lrdoctor.analyzers.audit import RunReport, _order
 from lrdoctor.cli import main
 
 N = 200
@@ -139,3 +140,48 @@ def test_cli_output_file_and_read_warnings(tmp_path, capsys):
     assert main(["audit", str(root), "--format", "json", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["runs"][0]["run"] == "a"
     assert "warning:" in capsys.readouterr().err
+
+
+def _finding(code, severity, step=0):
+    return Finding(code, severity, step, (step, step))
+
+
+@pytest.mark.parametrize(
+    ("codes", "top"),
+    [
+        # At equal severity a curve symptom comes before context, whatever the step.
+        ([("batch_lr_scaling", "warning", 0), ("slow_decrease", "warning", 287)], "slow_decrease"),
+        (
+            [("no_grad_clipping", "warning", 23), ("exploding_gradients", "warning", 23)],
+            "exploding_gradients",
+        ),
+        ([("lr_out_of_range", "info", 0), ("exploding_gradients", "info", 636)], "exploding_gradients"),
+        ([("lr_out_of_range", "info", 0), ("lr_range_test", "info", 0)], "lr_range_test"),
+        # Severity first; the non-finite loss first among errors.
+        ([("lr_out_of_range", "info", 0), ("batch_lr_scaling", "warning", 0)], "batch_lr_scaling"),
+        ([("loss_diverging", "error", 30), ("nan_loss", "error", 48)], "nan_loss"),
+    ],
+)
+def test_top_finding_is_the_most_useful(codes, top):
+    findings = [_finding(c, Severity(s), step) for c, s, step in codes]
+    rep = RunReport("r", Verdict.HEALTHY, 0.5, _order(findings))
+    assert rep.top.code == top
+
+
+def test_range_test_gets_only_its_own_finding():
+    # It blows the loss up on purpose at an LR far outside the tables: no curve symptom, no
+    # lr_out_of_range, and it is never the base of the batch-size rule.
+    hp = {"optimizer": "SGD", "model_kind": "cnn", "batch_size": 64, "run_kind": "lr_range_test"}
+    lr = 1e-4 * 1.05 ** np.arange(N)
+    loss = np.r_[curves.decay(150), curves.decay(150)[-1] * np.exp(0.08 * np.arange(50))]
+    rt = curves.make_run("range_test", loss=loss, lr=lr, hparams=hp)
+    other = curves.make_run(
+        "big",
+        loss=curves.decay(N),
+        lr=np.full(N, 0.01),
+        hparams={**hp, "run_kind": "train", "batch_size": 512},
+    )
+    result = audit({"range_test": rt, "big": other})
+    rep = result.reports["range_test"]
+    assert rep.verdict is Verdict.INCONCLUSIVE and rep.codes() == ["lr_range_test"]
+    assert "batch_lr_scaling" not in result.reports["big"].codes()

@@ -77,3 +77,18 @@ def test_many_points_at_few_steps_are_judged_in_order():
     steps = np.repeat(np.arange(10), 30)  # per-batch losses logged against the epoch
     run = curves.make_run(loss=curves.noisy(curves.slow(300, total_drop=0.3), 0.005), steps=steps)
     assert analyze_run(run).verdict is Verdict.LR_TOO_LOW
+
+
+@pytest.mark.parametrize(("with_grad", "confidence"), [(True, 0.75), (False, 0.525)])
+def test_barely_moved_without_grad_norm_is_less_sure(with_grad, confidence):
+    # "Calm" is half-blind without a gradient norm (an epoch mean can hide a blow-up).
+    signals = {"loss": curves.noisy(curves.slow(total_drop=0.01), 0.003)}
+    if with_grad:
+        signals["grad_norm"] = curves.noisy(np.ones(300), 0.1)
+    rep = analyze_run(curves.make_run(**signals))
+    assert rep.verdict is Verdict.LR_TOO_LOW and rep.confidence == pytest.approx(confidence)
+
+
+def test_steady_slow_decline_keeps_its_confidence_without_grad_norm():
+    rep = analyze_run(curves.make_run(loss=curves.noisy(curves.slow(total_drop=0.3), 0.01)))
+    assert rep.verdict is Verdict.LR_TOO_LOW and rep.confidence == pytest.approx(0.75)

@@ -2,6 +2,7 @@
 
 import curves
 import numpy as np
+import pytest
 
 from lrdoctor.analyzers.detectors import detect_loss_diverging
 from lrdoctor.analyzers.findings import Severity
@@ -58,3 +59,19 @@ def test_blow_up_that_leaves_the_loss_higher_is_a_warning():
     loss[40:] = curves.noisy(np.full(260, 0.9), 0.05, seed=3)
     (f,) = detect_loss_diverging(curves.make_run(loss=loss))
     assert f.severity is Severity.WARNING and f.evidence["peak_ratio"] >= 2.0
+
+
+@pytest.mark.parametrize(("dof", "seed"), [(4, 0), (4, 1), (8, 2), (8, 6), (16, 1)])
+def test_quiet_on_flat_heavy_tailed_regression(dof, seed):
+    # Single points jump 2-3x and 5-point medians swing: neither a spike that "never recovered"
+    # nor a climb back from the lowest block is real unless it stands out of the noise.
+    run = curves.make_run(loss=curves.flat_regression(dof=dof, seed=seed))
+    assert detect_loss_diverging(run) == []
+
+
+def test_rebound_over_few_epoch_points_fires():
+    # 40 epoch means: down from 124 to 80, back up to 142 (too few points for a block test,
+    # but the last half rises steadily).
+    loss = np.r_[np.linspace(124, 80, 20), np.linspace(80, 142, 20)]
+    (f,) = detect_loss_diverging(curves.make_run(loss=curves.noisy(loss, 0.08, 2)))
+    assert f.severity is Severity.ERROR and "climbed back" in f.message
