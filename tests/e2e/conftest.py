@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,22 +58,6 @@ class Served:
 
 
 @pytest.fixture
-def serve_logdir() -> Iterator:
-    """``serve_logdir(path, refresh_s=10) -> Served``: the app over a logdir, loaded in the background."""
-    served: list[Served] = []
-
-    def start(path: str | os.PathLike, refresh_s: float = 10.0) -> Served:
-        store = RunStore(path, refresh_s=refresh_s)
-        store.load_in_background()
-        served.append(Served(store))
-        return served[-1]
-
-    yield start
-    for s in served:
-        s.close()
-
-
-@pytest.fixture
 def serve_store() -> Iterator:
     """``serve_store(store) -> Served``: the app over a store the test controls (no load started)."""
     served: list[Served] = []
@@ -85,6 +69,18 @@ def serve_store() -> Iterator:
     yield start
     for s in served:
         s.close()
+
+
+@pytest.fixture
+def serve_logdir(serve_store) -> Callable:
+    """``serve_logdir(path, refresh_s=10) -> Served``: the app over a logdir, loaded in the background."""
+
+    def start(path: str | os.PathLike, refresh_s: float = 10.0) -> Served:
+        store = RunStore(path, refresh_s=refresh_s)
+        store.load_in_background()
+        return serve_store(store)
+
+    return start
 
 
 @pytest.fixture
