@@ -75,3 +75,22 @@ def test_python_dash_m_is_the_cli():
     done = subprocess.run([sys.executable, "-m", "lrdoctor", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "serve" in done.stdout and "audit" in done.stdout and "report" in done.stdout
+
+
+def test_audit_and_dashboard_work_without_torch(tmp_path):
+    # Auditing a logdir must not need torch: make `import torch` fail and do the whole job.
+    probe = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('torch is not installed')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from lrdoctor.cli import main\n"
+        "from lrdoctor.dashboard import create_app\n"
+        f"create_app({str(ROOT / 'sample_runs')!r})\n"
+        f"sys.exit(main(['report', {str(ROOT / 'sample_runs')!r}, '-o', {str(tmp_path / 'a.html')!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.html").stat().st_size > 100_000  # plots and plotly.js inlined
