@@ -1,27 +1,41 @@
 """Per-step values kept where they were computed, copied to the host once per flush.
 
-`StepBuffer` holds up to ``capacity`` rows (one per logged step) of named columns (tags). A
-value given as a tensor is copied, on its device, into a preallocated float32 tensor: no
-``.item()``, no host copy, no synchronization per step. A plain number goes to a host array.
-Which of the two a cell holds is known on the host (masks), so absent values need no sentinel
-and NaN stays a value.
+`StepBuffer` holds up to ``capacity`` rows (one per logged step) of named columns (tags). The
+values of a row are *staged* by `StepBuffer.put` (tensors stay on their device, plain numbers on
+the host) and the row is closed by `StepBuffer.end_row`, which writes all its tensor values into
+the row of a preallocated float32 device tensor with ONE ``torch.stack(..., out=row)``: no
+``.item()``, no host copy, no synchronization per step. Each row keeps, on the host, the
+layout of its device values and its host values, so absent values need no sentinel and NaN
+stays a value. A column may also be the L2 norm of several device values (`StepBuffer.put_norm`:
+the per-tensor gradient norms), taken in float64 when the block is written.
+
+How the values get there was measured in a real training loop (``benchmarks/bench_collector.py``;
+after forward and backward the caches hold the model's code and data, not ours): on CPU the
+first call of each kind of kernel costs 5-30 us, later calls of the same kind about 1 us, so a
+few values are copied one by one (``copy_`` is warm: the training loop uses it too), which beat
+one ``torch.stack`` by ~10 us per step; many values, and any accelerator (where every op is a
+launch), take one ``torch.stack(..., out=row)``.
 
 `StepBuffer.take` is the one place where device values reach the host: it marks rows holding a
 non-finite value (on the device), starts one non-blocking copy of the used rows (into pinned
 memory on CUDA) and returns a *job* that, run later on the writer thread, waits for that copy
-and turns the rows into TensorBoard events.
+and turns the rows into serialized TensorBoard events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2
 
-# Columns are added in chunks so that a run logging a few extra scalars reallocates rarely.
+from lrdoctor.collectors.writer import scalar_event, scalar_value_prefix
+
+# Device rows are allocated this many values wide at a time (plus one non-finite flag column).
 COLUMN_CHUNK = 8
+# On CPU, rows of up to this many tensor values are copied value by value (see above).
+CPU_COPY_MAX = 32
 
 # Called on the writer thread with the step and tags of the first non-finite value in a flushed
 # block; returns events to append after the block (e.g. an updated run description).
@@ -31,9 +45,12 @@ NonFiniteCallback = Callable[[int, list[str]], Iterable[event_pb2.Event]]
 class StepBuffer:
     """A fixed number of rows of scalar values, each row one logged step.
 
+    A column set twice in one row keeps the later value of the same kind (tensor or number);
+    a number wins over a tensor. The collector never does either.
+
     Args:
         capacity: rows held before `take` must be called (the flush interval, in steps).
-        device: where tensor values are kept; None: the device of the first tensor value.
+        device: where tensor values are kept; None: the device of the first tensor values.
     """
 
     def __init__(self, capacity: int, device: torch.device | None = None) -> None:
@@ -43,16 +60,24 @@ class StepBuffer:
         self.device = device
         self.names: list[str] = []
         self._index: dict[str, int] = {}
+        self._prefixes: list[bytes] = []  # serialized start of each column's summary value
         self.rows = 0
-        self._steps = np.zeros(capacity, dtype=np.int64)
-        self._wall = np.zeros(capacity, dtype=np.float64)
-        self._alloc_cols = 0
-        self._host = np.zeros((capacity, 0))
-        self._host_mask = np.zeros((capacity, 0), dtype=bool)
-        self._dev_mask = np.zeros((capacity, 0), dtype=bool)
-        self._dev: torch.Tensor | None = None  # (capacity, _alloc_cols + 1); last column: non-finite flag
-        # One 0-d view per cell of _dev, made once: indexing costs more than the copy itself.
-        self._cells: list[tuple[torch.Tensor, ...]] | None = None
+        self._steps = [0] * capacity
+        self._wall = [0.0] * capacity
+        # Per closed row: the layout of its device row, (column, parts) in order, parts 0 for a
+        # value and N for the L2 norm of N values; and its host values as (columns, numbers).
+        self._dev_cols: list[list[tuple[int, int]]] = [[] for _ in range(capacity)]
+        self._host_cells: list[tuple[list[int], list[float]]] = [([], []) for _ in range(capacity)]
+        # The row being filled.
+        self._staged_cols: list[tuple[int, int]] = []
+        self._staged_tensors: list[torch.Tensor] = []
+        self._staged_host: tuple[list[int], list[float]] = ([], [])
+        self._dev: torch.Tensor | None = None  # (capacity, width + 1); last column: non-finite flag
+        # Views of the first k values of every device row, by k, and of every cell, made once:
+        # slicing per step costs more than the copy itself.
+        self._row_views: dict[int, list[torch.Tensor]] = {}
+        self._cells: list[tuple[torch.Tensor, ...]] = []
+        self._cpu_read_on_host = device is not None and device.type != "cpu"
 
     def column(self, tag: str) -> int:
         """Index of ``tag``'s column, added if new."""
@@ -60,48 +85,61 @@ class StepBuffer:
         if col is None:
             col = self._index[tag] = len(self.names)
             self.names.append(tag)
-            if col >= self._alloc_cols:
-                self._grow(self._alloc_cols + COLUMN_CHUNK)
+            self._prefixes.append(scalar_value_prefix(tag))
         return col
 
     def put(self, col: int, value: torch.Tensor | float) -> None:
-        """Set column ``col`` of the current row (a tensor stays on its device)."""
-        row = self.rows
-        if (
-            isinstance(value, torch.Tensor)
-            and value.is_cpu
-            and self.device is not None
-            and self.device.type != "cpu"
-        ):
-            value = value.item()  # free for a CPU tensor; copying it to the GPU would synchronize
+        """Stage column ``col`` of the current row (a tensor stays on its device).
+
+        Raises:
+            TypeError, ValueError: ``value`` is not a number.
+            RuntimeError: ``value`` is a tensor of several elements.
+        """
         if isinstance(value, torch.Tensor):
-            if self._cells is None:
-                self._allocate_device(value.device)
-            if value.requires_grad:
-                value = value.detach()  # else the buffer would join the autograd graph
-            self._cells[row][col].copy_(value if value.dim() == 0 else value.reshape(()))
-            self._dev_mask[row, col] = True
-            self._host_mask[row, col] = False
-        else:
-            self._host[row, col] = value
-            self._host_mask[row, col] = True
-            self._dev_mask[row, col] = False
+            if not (self._cpu_read_on_host and value.is_cpu):
+                if value.requires_grad:
+                    value = value.detach()  # out= ops refuse autograd inputs
+                self._staged_tensors.append(value if value.dim() == 0 else value.reshape(()))
+                self._staged_cols.append((col, 0))
+                return
+            value = value.item()  # free for a CPU tensor; copying it to the GPU would synchronize
+        cols, numbers = self._staged_host
+        numbers.append(float(value))
+        cols.append(col)
+
+    def put_norm(self, col: int, parts: Sequence[torch.Tensor]) -> None:
+        """Stage column ``col`` of the current row as the L2 norm of ``parts`` (0-d tensors).
+
+        The norm is taken when the block is written: no kernel now but the row's one stack.
+        """
+        self._staged_tensors.extend(parts)
+        self._staged_cols.append((col, len(parts)))
 
     def end_row(self, step: int, wall_time: float) -> bool:
         """Close the current row as ``step`` (wall time in seconds). Returns True when full."""
-        self._steps[self.rows] = step
-        self._wall[self.rows] = wall_time
-        self.rows += 1
+        row = self.rows
+        tensors = self._staged_tensors
+        if tensors:
+            self._stack_into_row(row, tensors)
+            self._staged_tensors = []
+        self._dev_cols[row] = self._staged_cols
+        self._host_cells[row] = self._staged_host
+        self._staged_cols, self._staged_host = [], ([], [])
+        self._steps[row] = step
+        self._wall[row] = wall_time
+        if self.rows != row:  # a signal handler's flush emptied the buffer meanwhile
+            self._move_row(row, self.rows)
+            row = self.rows
+        self.rows = row + 1
         return self.rows >= self.capacity
 
     def discard_row(self) -> None:
-        """Forget values put into the current (unclosed) row."""
-        self._host_mask[self.rows] = False
-        self._dev_mask[self.rows] = False
+        """Forget values staged for the current (unclosed) row."""
+        self._staged_cols, self._staged_tensors, self._staged_host = [], [], ([], [])
 
     def take(
         self, on_nonfinite: NonFiniteCallback | None = None
-    ) -> Callable[[], list[event_pb2.Event]] | None:
+    ) -> Callable[[], list[bytes | event_pb2.Event]] | None:
         """Start the host copy of the closed rows and empty the buffer.
 
         Args:
@@ -113,12 +151,11 @@ class StepBuffer:
         n = self.rows
         if n == 0:
             return None
-        steps, wall = self._steps[:n].copy(), self._wall[:n].copy()
-        host, host_mask = self._host[:n].copy(), self._host_mask[:n].copy()
-        dev_mask = self._dev_mask[:n].copy()
-        names = list(self.names)
+        steps, wall = self._steps[:n], self._wall[:n]
+        dev_cols, host_cells = self._dev_cols[:n], self._host_cells[:n]
+        names, prefixes = list(self.names), list(self._prefixes)
         dev_copy, ready = None, None
-        if self._dev is not None and dev_mask.any():
+        if self._dev is not None and any(dev_cols):
             used = self._dev[:n]
             # Non-finite detection on the device: the flag column rides along with the one copy.
             used[:, -1].copy_(torch.isfinite(used[:, :-1]).logical_not_().any(dim=1))
@@ -131,72 +168,107 @@ class StepBuffer:
                 dev_copy = used.clone()
             used.zero_()  # stale values must not raise the flag of a later block
         self.rows = 0
-        # All rows, not just n: a signal handler may flush while step() is filling row n.
-        self._host_mask[:] = False
-        self._dev_mask[:] = False
 
-        def job() -> list[event_pb2.Event]:
+        def job() -> list[bytes | event_pb2.Event]:
             if ready is not None:
                 ready.synchronize()
             dev = dev_copy.numpy() if dev_copy is not None else None
-            return _to_events(names, steps, wall, host, host_mask, dev, dev_mask, on_nonfinite)
+            return _to_events(names, prefixes, steps, wall, dev_cols, dev, host_cells, on_nonfinite)
 
         return job
 
-    def _allocate_device(self, device: torch.device) -> None:
+    def _stack_into_row(self, row: int, tensors: list[torch.Tensor]) -> None:
+        k = len(tensors)
+        if self._dev is None or k >= self._dev.shape[1]:
+            self._allocate(tensors[0].device, k)
+        try:
+            if k <= CPU_COPY_MAX and not self._cpu_read_on_host:  # a CPU buffer
+                for cell, tensor in zip(self._cells[row], tensors, strict=False):
+                    cell.copy_(tensor)
+                return
+            views = self._row_views.get(k)
+            if views is None:
+                views = self._row_views[k] = [r[:k] for r in self._dev.unbind(0)]
+            torch.stack(tensors, out=views[row])
+        except RuntimeError:  # values on another device, or needing grad (create_graph=True)
+            with torch.no_grad():
+                self._dev[row, :k].copy_(torch.stack([t.detach().to(self._dev.device) for t in tensors]))
+
+    def _allocate(self, device: torch.device, values: int) -> None:
+        """(Re)allocate the device rows for at least ``values`` values per row, keeping old rows."""
         self.device = self.device or device
-        self._set_device_storage(
-            torch.zeros((self.capacity, self._alloc_cols + 1), dtype=torch.float32, device=self.device)
-        )
-
-    def _set_device_storage(self, dev: torch.Tensor) -> None:
-        self._dev = dev
-        self._cells = [row.unbind(0) for row in dev.unbind(0)]
-
-    def _grow(self, cols: int) -> None:
-        extra = cols - self._alloc_cols
-        pad = ((0, 0), (0, extra))
-        self._host = np.pad(self._host, pad)
-        self._host_mask = np.pad(self._host_mask, pad)
-        self._dev_mask = np.pad(self._dev_mask, pad)
+        self._cpu_read_on_host = self.device.type != "cpu"
+        width = -(-values // COLUMN_CHUNK) * COLUMN_CHUNK
+        new = torch.zeros((self.capacity, width + 1), dtype=torch.float32, device=self.device)
         if self._dev is not None:
-            old = self._dev
-            new = torch.zeros((self.capacity, cols + 1), dtype=old.dtype, device=old.device)
-            new[:, : self._alloc_cols].copy_(old[:, :-1])
-            self._set_device_storage(new)
-        self._alloc_cols = cols
+            old_width = self._dev.shape[1] - 1
+            new[:, :old_width].copy_(self._dev[:, :old_width])
+        self._dev = new
+        self._row_views.clear()
+        self._cells = [r.unbind(0) for r in new.unbind(0)]
+
+    def _move_row(self, src: int, dst: int) -> None:
+        if self._dev is not None:
+            self._dev[dst].copy_(self._dev[src])
+            self._dev[src].zero_()
+        self._dev_cols[dst], self._host_cells[dst] = self._dev_cols[src], self._host_cells[src]
+        self._steps[dst], self._wall[dst] = self._steps[src], self._wall[src]
 
 
 def _to_events(
     names: list[str],
-    steps: np.ndarray,
-    wall: np.ndarray,
-    host: np.ndarray,
-    host_mask: np.ndarray,
+    prefixes: list[bytes],
+    steps: list[int],
+    wall: list[float],
+    dev_layouts: list[list[tuple[int, int]]],
     dev: np.ndarray | None,
-    dev_mask: np.ndarray,
+    host_cells: list[tuple[list[int], list[float]]],
     on_nonfinite: NonFiniteCallback | None,
-) -> list[event_pb2.Event]:
+) -> list[bytes | event_pb2.Event]:
     n, k = len(steps), len(names)
-    dev_mask, host_mask = dev_mask[:, :k], host_mask[:, :k]
-    # One value per cell: the device copy where the device cell was set, else the host one.
-    values = np.where(dev_mask, dev[:, :k], host[:, :k]) if dev is not None else host[:, :k]
-    present = dev_mask | host_mask
+    values = np.zeros((n, k))
+    present = np.zeros((n, k), dtype=bool)
+    # Rows of one layout (usually all of them) are placed in a few array operations.
+    for layout, rows in _rows_by_key(dev_layouts).items():
+        if not layout:
+            continue
+        block = dev[rows].astype(np.float64)
+        pos = 0
+        for col, parts in layout:
+            if parts:
+                values[rows, col] = np.sqrt(np.square(block[:, pos : pos + parts]).sum(axis=1))
+            else:
+                values[rows, col] = block[:, pos]
+            present[rows, col] = True
+            pos += parts or 1
+    for cols, rows in _rows_by_key([cols for cols, _ in host_cells]).items():
+        if cols:
+            values[np.ix_(rows, cols)] = [host_cells[i][1] for i in rows]
+            present[np.ix_(rows, cols)] = True
+    with np.errstate(over="ignore"):  # a number beyond float32 is written as inf, as protobuf does
+        packed = values.astype(np.float32)
+    finite = np.isfinite(packed) | ~present
     flagged = dev[:, -1] != 0 if dev is not None else np.zeros(n, dtype=bool)
-    finite = np.isfinite(values) | ~present
-    first_bad: tuple[int, list[str]] | None = None
     bad_rows = np.flatnonzero(~finite.all(axis=1) | flagged)
-    if len(bad_rows):
+    events: list[bytes | event_pb2.Event] = []
+    raw = packed.tobytes()
+    uniform = bool((present == present[0]).all())
+    row_cols = np.flatnonzero(present[0]).tolist()
+    for i, (wall_time, step) in enumerate(zip(wall, steps, strict=True)):
+        if not uniform:
+            row_cols = np.flatnonzero(present[i]).tolist()
+        start = 4 * k * i
+        cells = b"".join([prefixes[c] + raw[start + 4 * c : start + 4 * c + 4] for c in row_cols])
+        events.append(scalar_event(wall_time, step, cells))
+    if len(bad_rows) and on_nonfinite is not None:
         i = int(bad_rows[0])
-        first_bad = (int(steps[i]), [t for t, ok in zip(names, finite[i].tolist(), strict=True) if not ok])
-    # Python lists: element access on numpy arrays costs more than building the protos.
-    Value, Summary, Event = summary_pb2.Summary.Value, summary_pb2.Summary, event_pb2.Event
-    events = []
-    for step, wall_time, row, mask in zip(
-        steps.tolist(), wall.tolist(), values.tolist(), present.tolist(), strict=True
-    ):
-        cells = [Value(tag=tag, simple_value=v) for tag, v, m in zip(names, row, mask, strict=True) if m]
-        events.append(Event(wall_time=wall_time, step=step, summary=Summary(value=cells)))
-    if first_bad is not None and on_nonfinite is not None:
-        events.extend(on_nonfinite(*first_bad))
+        events.extend(on_nonfinite(steps[i], [names[c] for c in np.flatnonzero(~finite[i]).tolist()]))
     return events
+
+
+def _rows_by_key(keys: list[list]) -> dict[tuple, list[int]]:
+    """Row indices by key (a row's layout), keys made hashable."""
+    rows: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(tuple(key), []).append(i)
+    return rows

@@ -13,9 +13,14 @@ from lrdoctor.collectors.buffer import COLUMN_CHUNK, StepBuffer
 
 def _events_by_step(job):
     out = {}
-    for ev in job():
+    for ev in map(_parsed, job()):
         out.setdefault(ev.step, {}).update({v.tag: v.simple_value for v in ev.summary.value})
     return out
+
+
+def _parsed(event):
+    """Jobs return serialized events (and protos from callbacks)."""
+    return event_pb2.Event.FromString(event) if isinstance(event, bytes) else event
 
 
 class TestStepBuffer:
@@ -34,7 +39,7 @@ class TestStepBuffer:
             buf.put(lr, 0.1 * (step + 1))
             assert buf.end_row(10 + step, 100.0 + step) is False
         assert buf.end_row(13, 103.0) is True  # fourth row (only masks) fills it
-        events = list(buf.take()())
+        events = [_parsed(e) for e in buf.take()()]
         assert [e.step for e in events] == [10, 11, 12, 13]
         assert [e.wall_time for e in events] == [100.0, 101.0, 102.0, 103.0]
         by_step = _events_by_step(lambda: events)
@@ -135,3 +140,64 @@ class TestStepBuffer:
         buf.put(buf.column("acc"), torch.tensor(0.75))
         buf.end_row(0, 0.0)
         assert _events_by_step(buf.take()) == {0: {"acc": 0.75}}
+
+
+class TestNormColumns:
+    def test_norm_of_parts_is_taken_in_float64_when_written(self):
+        buf = StepBuffer(4)
+        norm, loss = buf.column("norm"), buf.column("loss")
+        parts = [torch.tensor(3.0), torch.tensor(4.0), torch.tensor(12.0)]
+        buf.put(loss, torch.tensor(1.0))
+        buf.put_norm(norm, parts)
+        buf.end_row(0, 0.0)
+        buf.put_norm(norm, [torch.tensor(2.5)])  # a known total: one part
+        buf.end_row(1, 0.0)
+        assert _events_by_step(buf.take()) == {0: {"loss": 1.0, "norm": 13.0}, 1: {"norm": 2.5}}
+
+    def test_nan_part_makes_a_nan_norm_and_is_reported(self):
+        seen = []
+        buf = StepBuffer(2)
+        buf.put_norm(buf.column("norm"), [torch.tensor(1.0), torch.tensor(math.nan)])
+        buf.end_row(7, 0.0)
+        values = _events_by_step(buf.take(lambda step, tags: seen.append((step, tags)) or []))
+        assert math.isnan(values[7]["norm"]) and seen == [(7, ["norm"])]
+
+
+class TestRowWrites:
+    @pytest.mark.parametrize("count", [3, 40])  # copied value by value on CPU / one stack
+    def test_many_tensor_values_in_a_row(self, count):
+        buf = StepBuffer(3)
+        cols = [buf.column(f"v{i}") for i in range(count)]
+        for step in range(2):
+            for i, col in enumerate(cols):
+                buf.put(col, torch.tensor(float(i + 100 * step)))
+            buf.end_row(step, 0.0)
+        by_step = _events_by_step(buf.take())
+        assert by_step[1] == {f"v{i}": float(i + 100) for i in range(count)}
+
+    def test_values_of_any_dtype_or_needing_grad(self):
+        """Norm parts need grad under ``backward(create_graph=True)``."""
+        buf = StepBuffer(2)
+        buf.put(buf.column("a"), torch.tensor(1.5, requires_grad=True) * 2)
+        needs_grad = torch.tensor(3.0, dtype=torch.float64, requires_grad=True) * 1
+        parts = [needs_grad, torch.tensor(4, dtype=torch.int32)]
+        buf.put_norm(buf.column("n"), parts)
+        buf.end_row(0, 0.0)
+        assert _events_by_step(buf.take()) == {0: {"a": 3.0, "n": 5.0}}
+
+    def test_a_flush_between_puts_and_end_row_keeps_the_step(self):
+        """A signal handler may flush while a step is being staged: that step goes to the next block."""
+        buf = StepBuffer(4)
+        col = buf.column("loss")
+        buf.put(col, torch.tensor(1.0))
+        buf.end_row(0, 0.0)
+        buf.put(col, torch.tensor(2.0))
+        first = _events_by_step(buf.take())
+        buf.end_row(1, 0.0)
+        assert first == {0: {"loss": 1.0}} and _events_by_step(buf.take()) == {1: {"loss": 2.0}}
+
+    def test_number_beyond_float32_is_written_as_inf(self):
+        buf = StepBuffer(1)
+        buf.put(buf.column("x"), 1e300)
+        buf.end_row(0, 0.0)
+        assert _events_by_step(buf.take()) == {0: {"x": math.inf}}

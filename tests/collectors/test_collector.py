@@ -26,7 +26,7 @@ F = nn.functional
 def _grad_norm(model: nn.Module) -> float:
     """Reference total L2 norm, in float64, one parameter at a time."""
     return math.sqrt(
-        sum(float(p.grad.double().pow(2).sum()) for p in model.parameters() if p.grad is not None)
+        sum(float(p.grad.detach().double().pow(2).sum()) for p in model.parameters() if p.grad is not None)
     )
 
 
@@ -232,6 +232,56 @@ def test_without_optimizer_every_call_is_a_step(tmp_path):
     run = _run(tmp_path, ".")
     assert run.signal("loss").values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert "grad_norm" not in run.signals and "lr" not in run.signals
+
+
+def test_clip_helper_without_optimizer_logs_the_norm(tmp_path, make_model, make_batches):
+    model = make_model()
+    norms = []
+    with Collector(tmp_path, model=model) as col:
+        for x, y in make_batches(3):
+            model.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            norms.append(_grad_norm(model))
+            col.clip_grad_norm_(1e6)
+            col.step(torch.tensor(1.0))
+    run = _run(tmp_path, ".")
+    np.testing.assert_allclose(run.signal("grad_norm").values, norms, rtol=1e-5)
+    assert run.signal("loss").values.tolist() == [1.0] * 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_gradients_of_other_dtypes(tmp_path, make_model, make_batches, dtype):
+    model = make_model().to(dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    norms = []
+    with Collector(tmp_path, model=model, optimizer=opt, batch_size=16) as col:
+        for x, y in make_batches(3):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x.to(dtype)), y)
+            loss.backward()
+            norms.append(_grad_norm(model))
+            opt.step()
+            col.step(loss)
+    np.testing.assert_allclose(_run(tmp_path, ".").signal("grad_norm").values, norms, rtol=1e-2)
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+def test_gradients_that_need_grad_create_graph(tmp_path, make_model, make_batches):
+    """``backward(create_graph=True)`` (gradient penalties): the norms need grad; still logged."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    norms = []
+    with Collector(tmp_path, model=model, optimizer=opt, batch_size=16) as col:
+        for x, y in make_batches(3):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward(create_graph=True)
+            norms.append(_grad_norm(model))
+            opt.step()
+            col.step(loss)
+    run = _run(tmp_path, ".")
+    assert run.warnings == ()
+    np.testing.assert_allclose(run.signal("grad_norm").values, norms, rtol=1e-5)
 
 
 @pytest.mark.parametrize("wrap", [False, True])

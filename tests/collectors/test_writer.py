@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -10,7 +11,14 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import masked_crc32c as tb_masked_crc32c
 
 from lrdoctor.analyzers import read_logdir
-from lrdoctor.collectors.writer import BackgroundWriter, CollectorError, frame, masked_crc32c
+from lrdoctor.collectors.writer import (
+    BackgroundWriter,
+    CollectorError,
+    frame,
+    masked_crc32c,
+    scalar_event,
+    scalar_value_prefix,
+)
 
 
 def _scalar(tag: str, step: int, value: float) -> event_pb2.Event:
@@ -96,3 +104,27 @@ def test_close_is_idempotent_and_drops_later_jobs(tmp_path):
     writer.submit(lambda: [_scalar("a", 0, 1.0)])
     assert writer.flush()
     assert os.path.getsize(writer.path) > 0
+
+
+@pytest.mark.parametrize(
+    ("wall_time", "step", "cells"),
+    [
+        (1.7e9, 5, [("lrdoctor/loss", 2.5), ("lrdoctor/lr/pg0", 0.01)]),
+        (0.0, 0, []),  # defaults left out, as protobuf does
+        (123.25, 2**40, [("t" * 300, -1.0)]),  # multi-byte varints
+        (1.0, 1, [("x", float("nan"))]),
+    ],
+)
+def test_scalar_event_is_the_protobuf_serialization(wall_time, step, cells):
+    values = b"".join(scalar_value_prefix(tag) + struct.pack("<f", v) for tag, v in cells)
+    ours = scalar_event(wall_time, step, values)
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in cells])
+    assert ours == event_pb2.Event(wall_time=wall_time, step=step, summary=summary).SerializeToString()
+
+
+def test_serialized_and_proto_events_in_one_job(tmp_path):
+    writer = BackgroundWriter(str(tmp_path))
+    value = scalar_value_prefix("a") + struct.pack("<f", 0.5)
+    writer.submit(lambda: [scalar_event(1.0e9, 0, value), _scalar("a", 1, 1.5)])
+    writer.close()
+    assert read_logdir(str(tmp_path))["."].scalars["a"].values.tolist() == [0.5, 1.5]
