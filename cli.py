@@ -26,13 +26,13 @@ class CliError(Exception):
 
 
 def _tag_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    from lrdoctor.analyzers import SIGNALS
+
     out = {}
     for pair in pairs:
         signal, sep, tag = pair.partition("=")
         if not sep or not signal or not tag:
             raise CliError(f"--tag expects SIGNAL=TAG (e.g. loss=my/custom_loss), got {pair!r}")
-        from lrdoctor.analyzers import SIGNALS
-
         if signal not in SIGNALS and not signal.startswith("lr/"):
             raise CliError(f"--tag: unknown signal {signal!r}; choose from {', '.join(SIGNALS)}")
         out[signal] = tag
