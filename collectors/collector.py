@@ -363,8 +363,7 @@ class Collector:
         try:
             self.flush()
             if self._writer is not None and not self._failed:
-                if not self._session_written:
-                    self._start_session()
+                self._start_session()
                 self._writer.submit(lambda: [hparams.session_end_event(failed)])
         finally:
             self._closed = True

@@ -155,8 +155,16 @@ def lr_range_test(
                 diverged_lr = float(lr)
                 break
             best = min(best, smooth)
-        result = _pick(np.array(lrs), np.array(losses), np.array(smoothed), diverged_lr, max_fraction)
-        result = RangeTestResult(**{**result, "logdir": os.fspath(logdir) if logdir is not None else None})
+        curve = {"lrs": np.array(lrs), "losses": np.array(losses), "smoothed": np.array(smoothed)}
+        suggested, steepest, at_min = suggest_lr(curve["lrs"], curve["smoothed"], max_fraction)
+        result = RangeTestResult(
+            **curve,
+            suggested_lr=suggested,
+            steepest_lr=steepest,
+            min_loss_lr=at_min,
+            diverged_lr=diverged_lr,
+            logdir=os.fspath(logdir) if logdir is not None else None,
+        )
         if col is not None:
             col.update_info(
                 suggested_lr=result.suggested_lr,
@@ -200,23 +208,8 @@ def suggest_lr(
         slope = np.gradient(smoothed[start : i_min + 1], np.log10(lrs[start : i_min + 1]))
         steepest_lr = float(lrs[start + int(np.argmin(slope))])
     else:  # the loss rose from the start: nothing to descend
-        steepest_lr = float(lrs[max(i_min, 0)])
+        steepest_lr = min_loss_lr
     return min(steepest_lr, max_fraction * min_loss_lr), steepest_lr, min_loss_lr
-
-
-def _pick(
-    lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, diverged_lr: float | None, max_fraction: float
-) -> dict[str, Any]:
-    suggested, steepest, at_min = suggest_lr(lrs, smoothed, max_fraction)
-    return {
-        "lrs": lrs,
-        "losses": losses,
-        "smoothed": smoothed,
-        "suggested_lr": suggested,
-        "steepest_lr": steepest,
-        "min_loss_lr": at_min,
-        "diverged_lr": diverged_lr,
-    }
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

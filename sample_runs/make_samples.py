@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.exists(path):
         with open(path) as f:
             previous = json.load(f)
-    merged = {name: {**previous, **expected}[name] for name in ALL if name in {**previous, **expected}}
+    combined = {**previous, **expected}
+    merged = {name: combined[name] for name in ALL if name in combined}  # in ALL's order
     with open(path, "w") as f:
         json.dump(merged, f, indent=2, sort_keys=False)
         f.write("\n")

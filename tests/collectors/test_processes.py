@@ -60,6 +60,15 @@ def _start(tmp_path, body: str) -> subprocess.Popen:
     )
 
 
+def _run(tmp_path, body: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, _script(tmp_path, body), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _read_until(proc: subprocess.Popen, predicate) -> str:
     for line in proc.stdout:
         if predicate(line.strip()):
@@ -103,23 +112,14 @@ def test_sigkill_keeps_everything_up_to_the_last_flush(tmp_path):
 
 
 def test_normal_exit_without_close_writes_everything(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            _script(
-                tmp_path,
-                """
-                col = Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=1000)
-                for _ in range(37):
-                    train_step(col)
-                # no close(), no with-block: the interpreter's exit closes the run
-                """,
-            ),
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = _run(
+        tmp_path,
+        """
+        col = Collector(sys.argv[1], model=model, optimizer=opt, batch_size=32, flush_every=1000)
+        for _ in range(37):
+            train_step(col)
+        # no close(), no with-block: the interpreter's exit closes the run
+        """,
     )
     assert proc.returncode == 0, proc.stderr
     assert _loss_steps(tmp_path) == list(range(37))
@@ -183,32 +183,23 @@ def test_sigint_flushes_and_raises_keyboard_interrupt(tmp_path):
 
 def test_disk_full_is_one_warning_and_training_goes_on(tmp_path):
     """RLIMIT_FSIZE makes writes past 3000 bytes fail with EFBIG, as a full disk fails them."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            _script(
-                tmp_path,
-                """
-                import resource, signal
-                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
-                hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-                resource.setrlimit(resource.RLIMIT_FSIZE, (3000, hard))
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    with Collector(sys.argv[1], model=model, optimizer=opt, flush_every=10) as col:
-                        for step in range(300):
-                            train_step(col)
-                    print(step + 1)
-                print(len([w for w in caught if issubclass(w.category, CollectorWarning)]))
-                for w in caught:
-                    print(w.message)
-                """,
-            ),
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = _run(
+        tmp_path,
+        """
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, hard))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Collector(sys.argv[1], model=model, optimizer=opt, flush_every=10) as col:
+                for step in range(300):
+                    train_step(col)
+            print(step + 1)
+        print(len([w for w in caught if issubclass(w.category, CollectorWarning)]))
+        for w in caught:
+            print(w.message)
+        """,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

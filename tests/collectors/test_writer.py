@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 
+import eventfiles
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -21,13 +22,6 @@ from lrdoctor.collectors.writer import (
 )
 
 
-def _scalar(tag: str, step: int, value: float) -> event_pb2.Event:
-    value_proto = summary_pb2.Summary.Value(tag=tag, simple_value=value)
-    return event_pb2.Event(
-        step=step, wall_time=1.0e9 + step, summary=summary_pb2.Summary(value=[value_proto])
-    )
-
-
 @pytest.mark.parametrize("data", [b"", b"a", b"hello world", bytes(range(256)) * 3])
 def test_masked_crc_matches_tensorboard(data):
     assert masked_crc32c(data) == tb_masked_crc32c(data)
@@ -42,8 +36,8 @@ def test_frame_layout():
 
 def test_jobs_are_written_in_order_and_read_back(tmp_path):
     writer = BackgroundWriter(str(tmp_path / "run"))
-    writer.submit(lambda: [_scalar("a", s, s * 0.5) for s in range(3)])
-    writer.submit(lambda: [_scalar("a", s, s * 0.5) for s in range(3, 5)])
+    writer.submit(lambda: [eventfiles.scalar_event("a", s, s * 0.5) for s in range(3)])
+    writer.submit(lambda: [eventfiles.scalar_event("a", s, s * 0.5) for s in range(3, 5)])
     assert writer.flush()
     writer.close()
     assert writer.error is None
@@ -87,9 +81,9 @@ def test_failing_job_stops_writing_but_not_the_caller(tmp_path):
     def broken():
         raise ValueError("boom")
 
-    writer.submit(lambda: [_scalar("a", 0, 1.0)])
+    writer.submit(lambda: [eventfiles.scalar_event("a", 0, 1.0)])
     writer.submit(broken)
-    writer.submit(lambda: [_scalar("a", 1, 2.0)])
+    writer.submit(lambda: [eventfiles.scalar_event("a", 1, 2.0)])
     assert writer.flush()
     writer.close()
     assert "ValueError: boom" in writer.error
@@ -101,7 +95,7 @@ def test_close_is_idempotent_and_drops_later_jobs(tmp_path):
     writer = BackgroundWriter(str(tmp_path))
     writer.close()
     writer.close()
-    writer.submit(lambda: [_scalar("a", 0, 1.0)])
+    writer.submit(lambda: [eventfiles.scalar_event("a", 0, 1.0)])
     assert writer.flush()
     assert os.path.getsize(writer.path) > 0
 
@@ -125,6 +119,6 @@ def test_scalar_event_is_the_protobuf_serialization(wall_time, step, cells):
 def test_serialized_and_proto_events_in_one_job(tmp_path):
     writer = BackgroundWriter(str(tmp_path))
     value = scalar_value_prefix("a") + struct.pack("<f", 0.5)
-    writer.submit(lambda: [scalar_event(1.0e9, 0, value), _scalar("a", 1, 1.5)])
+    writer.submit(lambda: [scalar_event(1.0e9, 0, value), eventfiles.scalar_event("a", 1, 1.5)])
     writer.close()
     assert read_logdir(str(tmp_path))["."].scalars["a"].values.tolist() == [0.5, 1.5]
