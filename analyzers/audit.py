@@ -20,7 +20,6 @@ first pass's verdicts. The JSON document (`AuditResult.to_json`) is strict JSON 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from lrdoctor.analyzers.detectors import (
     detect_stuck_at_chance,
     is_range_test,
 )
-from lrdoctor.analyzers.findings import FINDING_CODES, Finding, Verdict
+from lrdoctor.analyzers.findings import FINDING_CODES, Finding, Verdict, json_number
 from lrdoctor.analyzers.logdir import Logdir
 from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import cut_run
@@ -76,12 +75,6 @@ def _order(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(
         sorted(findings, key=lambda f: (-f.severity.rank, _rank_in_severity(f.code), f.step, f.code))
     )
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -162,6 +155,12 @@ def _report(run: Run, findings: Sequence[Finding]) -> RunReport:
     return RunReport(run.name, verdict, confidence, findings, summary)
 
 
+def _with_cross_run(run: Run, first: RunReport, ctx: DetectorContext) -> RunReport:
+    """``first`` (the run's own report) with the cross-run findings added, given the peers' verdicts."""
+    extra = [f for detect in CROSS_RUN_DETECTORS for f in detect(run, ctx)]
+    return _report(run, list(first.findings) + extra) if extra else first
+
+
 def analyze_run(run: Run, peers: Sequence[Run] = ()) -> RunReport:
     """Diagnose one run.
 
@@ -183,9 +182,7 @@ def analyze_run(run: Run, peers: Sequence[Run] = ()) -> RunReport:
         return first
     verdicts = {p.name: _report(p, _own_findings(p)).verdict for p in others}
     verdicts[run.name] = first.verdict
-    ctx = DetectorContext(peers=others, peer_verdicts=verdicts)
-    extra = [f for detect in CROSS_RUN_DETECTORS for f in detect(run, ctx)]
-    return _report(run, list(first.findings) + extra) if extra else first
+    return _with_cross_run(run, first, DetectorContext(peers=others, peer_verdicts=verdicts))
 
 
 @dataclass
@@ -223,7 +220,7 @@ class AuditResult:
                 loss = run.signal("loss")
                 doc.update(
                     {
-                        "hparams": {k: _json_safe(v) for k, v in run.hparams.items()},
+                        "hparams": {k: json_number(v) for k, v in run.hparams.items()},
                         "signals": dict(run.signals),
                         "points": run.num_points,
                         "first_step": int(loss.steps[0]) if loss is not None and len(loss) else None,
@@ -307,7 +304,6 @@ def audit(
     reports = {}
     for n in names:
         ctx = DetectorContext(peers=tuple(runs[m] for m in names if m != n), peer_verdicts=verdicts)
-        extra = [f for detect in CROSS_RUN_DETECTORS for f in detect(runs[n], ctx)]
-        reports[n] = _report(runs[n], list(first[n].findings) + extra) if extra else first[n]
+        reports[n] = _with_cross_run(runs[n], first[n], ctx)
         warnings.extend(runs[n].warnings)
     return AuditResult(logdir, runs, reports, warnings)

@@ -51,7 +51,7 @@ FINDING_CODES = (
 )
 
 
-def _json_number(x: Any) -> Any:
+def json_number(x: Any) -> Any:
     """JSON has no NaN/inf: write them as strings so documents stay valid JSON."""
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
@@ -91,5 +91,5 @@ class Finding:
             "signal": self.signal,
             "message": self.message,
             "fix": self.fix,
-            "evidence": {k: _json_number(v) for k, v in self.evidence.items()},
+            "evidence": {k: json_number(v) for k, v in self.evidence.items()},
         }

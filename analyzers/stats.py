@@ -135,16 +135,12 @@ def robust_scale(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def rank_trend(values: np.ndarray) -> float:
-    """Spearman rank correlation of ``values`` with their index (-1: always falling, +1: rising)."""
-    if len(values) < 3 or np.all(values == values[0]):
-        return 0.0
-    rho = stats.spearmanr(np.arange(len(values)), values).statistic
-    return float(rho) if np.isfinite(rho) else 0.0
-
-
 def rank_trend_test(values: np.ndarray) -> tuple[float, float]:
-    """Spearman trend of ``values`` with their index and its two-sided p-value ((0, 1) if undefined)."""
+    """Spearman trend of ``values`` with their index, and its two-sided p-value.
+
+    The trend is -1 for values always falling, +1 always rising; (0, 1) when it is undefined
+    (under 3 points, constant values, NaN).
+    """
     if len(values) < 3 or np.all(values == values[0]):
         return 0.0, 1.0
     res = stats.spearmanr(np.arange(len(values)), values)
@@ -306,7 +302,7 @@ def initial_level(values: np.ndarray, noise: float = 0.0) -> float:
     blew_up = (
         first > 0 and first == float(head.min()) and med > INIT_BLOWUP_RATIO * first and med - first > margin
     )
-    fast_drop = rank_trend(head) <= INIT_FALLING_TREND and first - float(head[-1]) > margin
+    fast_drop = rank_trend_test(head)[0] <= INIT_FALLING_TREND and first - float(head[-1]) > margin
     if fast_drop or stands_apart or blew_up:
         return first
     return med

@@ -31,6 +31,7 @@ import math
 from collections.abc import Sequence
 
 from lrdoctor.analyzers.detectors.lr_range_test import is_range_test
+from lrdoctor.analyzers.detectors.slow_decrease import BARELY_MOVED_PROGRESS
 from lrdoctor.analyzers.findings import Finding, Severity, Verdict
 from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import FALL_P_VALUE, MIN_POINTS, signal_curve
@@ -39,7 +40,6 @@ HIGH_CODES = ("nan_loss", "loss_diverging", "loss_oscillating", "stuck_at_chance
 LOW_CODES = ("slow_decrease",)
 FULL_CONFIDENCE_POINTS = 200  # loss points from which the run length no longer limits confidence
 CONFLICT_FACTOR = 0.7  # confidence kept when the evidence is split or half-blind
-BARELY_MOVED_PROGRESS = 0.1  # `slow_decrease`'s "barely moved" (progress below this, or no real fall)
 
 
 def _evidence_confidence(hits: list[Finding]) -> float:

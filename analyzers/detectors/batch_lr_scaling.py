@@ -18,7 +18,14 @@ from __future__ import annotations
 import math
 import posixpath
 
-from lrdoctor.analyzers.detectors.context import DetectorContext, base_lr, model_kind, optimizer_name
+from lrdoctor.analyzers.detectors.context import (
+    DetectorContext,
+    base_lr,
+    batch_size,
+    loss_span,
+    model_kind,
+    optimizer_name,
+)
 from lrdoctor.analyzers.detectors.lr_range_test import is_range_test
 from lrdoctor.analyzers.findings import Finding, Severity, Verdict
 from lrdoctor.analyzers.run import Run
@@ -29,11 +36,6 @@ WORSE_END_RATIO = 2.0  # end loss over the reference's end loss: clearly worse a
 
 
 _VARIED = ("batch_size", "lr")  # what the rule relates; not counted as similarity
-
-
-def _batch(run: Run) -> int | None:
-    b = run.hparams.get("batch_size")
-    return b if isinstance(b, int) and not isinstance(b, bool) and b > 0 else None
 
 
 def _shared_hparams(a: Run, b: Run) -> int:
@@ -75,7 +77,7 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
     """
     if context is None or not context.peer_verdicts or is_range_test(run):
         return []
-    b, lr = _batch(run), base_lr(run)
+    b, lr = batch_size(run), base_lr(run)
     if b is None or lr is None:
         return []
     mine = loss_profile(run)
@@ -84,7 +86,7 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
         for p in context.peers
         if p.name != run.name
         and context.peer_verdicts.get(p.name) is Verdict.HEALTHY
-        and _batch(p) not in (None, b)
+        and batch_size(p) not in (None, b)
         and base_lr(p) is not None
         and not is_range_test(p)
         and _comparable(run, p)
@@ -92,8 +94,8 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
     ]
     if not refs:
         return []
-    ref = min(refs, key=lambda p: (-_shared_hparams(run, p), abs(math.log(_batch(p) / b)), p.name))
-    b0, lr0 = _batch(ref), base_lr(ref)
+    ref = min(refs, key=lambda p: (-_shared_hparams(run, p), abs(math.log(batch_size(p) / b)), p.name))
+    b0, lr0 = batch_size(ref), base_lr(ref)
     rule = lr0 * b / b0
     off = lr / rule
     carried_over = abs(math.log(lr / lr0)) <= math.log(MISMATCH_FACTOR)
@@ -102,8 +104,7 @@ def detect_batch_lr_scaling(run: Run, context: DetectorContext | None = None) ->
     own, theirs = context.peer_verdicts.get(run.name), loss_profile(ref)
     worse = mine.end / theirs.end if mine and theirs and theirs.end > 0 else 1.0
     severity = Severity.INFO if own is Verdict.HEALTHY and worse < WORSE_END_RATIO else Severity.WARNING
-    loss = run.signal("loss")
-    step = int(loss.steps[0]) if loss is not None and len(loss) else 0
+    step = loss_span(run)[0]
     message = (
         f"This run uses batch {b} with LR {fmt(lr)}. The healthy run {ref.name!r} uses batch {b0} "
         f"with LR {fmt(lr0)}; the linear scaling rule (LR x {fmt(b / b0)}) gives {fmt(rule)}, "

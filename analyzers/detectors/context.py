@@ -96,6 +96,20 @@ def base_lr(run: Run) -> float | None:
     return v if v is not None and v > 0 else None
 
 
+def batch_size(run: Run) -> int | None:
+    """The ``batch_size`` hyperparameter when it is a positive int, else None."""
+    b = run.hparams.get("batch_size")
+    return b if isinstance(b, int) and not isinstance(b, bool) and b > 0 else None
+
+
+def loss_span(run: Run) -> tuple[int, int]:
+    """(first, last) step of the training loss; (0, 0) without one (where run-level notes go)."""
+    loss = run.signal("loss")
+    if loss is None or len(loss) == 0:
+        return 0, 0
+    return int(loss.steps[0]), int(loss.steps[-1])
+
+
 def num_classes(run: Run) -> int | None:
     """Number of classes when known (>= 2), else None."""
     v = hp_float(run, "num_classes", "n_classes", "num_labels")

@@ -19,7 +19,14 @@ no note.
 
 from __future__ import annotations
 
-from lrdoctor.analyzers.detectors.context import DetectorContext, base_lr, model_kind, optimizer_name
+from lrdoctor.analyzers.detectors.context import (
+    DetectorContext,
+    base_lr,
+    batch_size,
+    loss_span,
+    model_kind,
+    optimizer_name,
+)
 from lrdoctor.analyzers.detectors.lr_range_test import is_range_test
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
@@ -66,8 +73,7 @@ def detect_lr_out_of_range(run: Run, context: DetectorContext | None = None) -> 
     opt, kind, lr = optimizer_name(run), model_kind(run), base_lr(run)
     if opt is None or kind is None or lr is None:
         return []
-    bs = run.hparams.get("batch_size")
-    rng = typical_range(opt, kind, bool(run.hparams.get("batchnorm")), bs if isinstance(bs, int) else None)
+    rng = typical_range(opt, kind, bool(run.hparams.get("batchnorm")), batch_size(run))
     if rng is None:
         return []
     low, high = rng
@@ -84,9 +90,7 @@ def detect_lr_out_of_range(run: Run, context: DetectorContext | None = None) -> 
         "This is context only; the curves decide whether it actually hurts."
     )
     fix = f"if the curves show trouble, try an LR near {typical}"
-    step = (
-        int(run.signal("loss").steps[0]) if run.signal("loss") is not None and len(run.signal("loss")) else 0
-    )
+    step = loss_span(run)[0]
     return [
         Finding(
             "lr_out_of_range",

@@ -7,7 +7,7 @@ suggests, if known) and the verdict ``inconclusive``.
 
 from __future__ import annotations
 
-from lrdoctor.analyzers.detectors.context import DetectorContext, hp_float
+from lrdoctor.analyzers.detectors.context import DetectorContext, hp_float, loss_span
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
 from lrdoctor.analyzers.stats import fmt
@@ -34,9 +34,7 @@ def detect_lr_range_test(run: Run, context: DetectorContext | None = None) -> li
     if not is_range_test(run):
         return []
     lr = hp_float(run, "suggested_lr")
-    loss = run.signal("loss")
-    first = int(loss.steps[0]) if loss is not None and len(loss) else 0
-    last = int(loss.steps[-1]) if loss is not None and len(loss) else 0
+    first, last = loss_span(run)
     message = (
         "This run is an LR range test: the LR rises on purpose until the loss blows up, so it is not "
         "judged as a training run."

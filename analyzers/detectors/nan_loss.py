@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrdoctor.analyzers.detectors.context import DetectorContext, base_lr, lr_at
+from lrdoctor.analyzers.detectors._fixes import lower_lr
+from lrdoctor.analyzers.detectors.context import DetectorContext, lr_at
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run, Series
-from lrdoctor.analyzers.stats import fmt
+from lrdoctor.analyzers.stats import first_nonfinite, fmt
 
 LEADUP_STEPS = 20  # steps before the first non-finite value examined for what led up to it
 RISING_RATIO = 1.5  # loss/grad norm at the end of the lead-up over its median: "rising" above this
@@ -23,13 +24,10 @@ LR_RAISED_RATIO = 1.2  # LR at the break over the LR at the start of the lead-up
 
 def _first_bad(series: Series | None) -> tuple[int, int] | None:
     """(index, step) of the first non-finite point of ``series``, or None."""
-    if series is None or len(series) == 0:
+    if series is None:
         return None
-    bad = ~np.isfinite(series.values)
-    if not bad.any():
-        return None
-    i = int(np.argmax(bad))
-    return i, int(series.steps[i])
+    i = first_nonfinite(series.values)
+    return None if i is None else (i, int(series.steps[i]))
 
 
 def _rise_ratio(series: Series | None, step: int) -> float | None:
@@ -103,13 +101,9 @@ def detect_nan_loss(run: Run, context: DetectorContext | None = None) -> list[Fi
         "Other causes give the same sign: bad inputs (NaN/inf in the data or labels), a log or "
         "division of zero in the loss, or fp16/AMP overflow without loss scaling."
     )
-    lr = lr_now if lr_now is not None else base_lr(run)
-    if lr is not None:
-        fix = f"lower the LR from {fmt(lr)} to {fmt(lr / 10)}-{fmt(lr / 3)}"
-        if evidence.get("lr_raised_ratio", 1.0) > LR_RAISED_RATIO:
-            fix += f" (or cap the warmup/schedule below {fmt(lr)})"
-    else:
-        fix = "lower the learning rate 3-10x"
+    fix = lower_lr(run, lr_now)
+    if evidence.get("lr_raised_ratio", 1.0) > LR_RAISED_RATIO:
+        fix += f" (or cap the warmup/schedule below {fmt(lr_now)})"
     fix += "; clip gradients (clip_grad_norm_) and check inputs/labels for NaN if it persists"
     return [
         Finding(

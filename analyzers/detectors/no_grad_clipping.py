@@ -6,7 +6,7 @@ exploding gradients, since clipping is then the standard remedy.
 
 from __future__ import annotations
 
-from lrdoctor.analyzers.detectors.context import DetectorContext, grad_clip, model_kind
+from lrdoctor.analyzers.detectors.context import DetectorContext, grad_clip, loss_span, model_kind
 from lrdoctor.analyzers.detectors.exploding_gradients import detect_exploding_gradients
 from lrdoctor.analyzers.findings import Finding, Severity
 from lrdoctor.analyzers.run import Run
@@ -31,10 +31,6 @@ def detect_no_grad_clipping(run: Run, context: DetectorContext | None = None) ->
     if model_kind(run) != "rnn" or grad_clip(run) is not None:
         return []
     exploding = [f for f in detect_exploding_gradients(run) if f.severity is not Severity.INFO]
-    step = 0
-    loss = run.signal("loss")
-    if loss is not None and len(loss):
-        step = int(loss.steps[0])
     if exploding:
         e = exploding[0]
         max_norm = e.evidence["suggested_max_norm"]
@@ -51,6 +47,7 @@ def detect_no_grad_clipping(run: Run, context: DetectorContext | None = None) ->
                 signal="grad_norm",
             )
         ]
+    step = loss_span(run)[0]
     return [
         Finding(
             "no_grad_clipping",

@@ -49,6 +49,14 @@ CHANCE_FLOOR_QUANTILE = 10.0  # percentile of the last half that must not go bel
 MAX_CLASSES = 1000  # largest class count considered when num_classes is unknown
 
 
+def end_accuracy(run: Run) -> float | None:
+    """Median of the last `END_FRACTION` (>= 3 points) of the accuracy curve; None under 3 points."""
+    acc = signal_curve(run, "accuracy").finite_prefix().values
+    if len(acc) < 3:
+        return None
+    return float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
+
+
 def chance_level(run: Run, p: LossProfile) -> tuple[int, bool] | None:
     """(k, True when the run is at chance) from classification evidence, or None without any.
 
@@ -61,12 +69,9 @@ def chance_level(run: Run, p: LossProfile) -> tuple[int, bool] | None:
     """
     k = num_classes(run)
     if k:
-        acc = signal_curve(run, "accuracy").finite_prefix().values
         near_chance_loss = abs(p.end - math.log(k)) <= KNOWN_K_TOLERANCE * math.log(k)
-        if len(acc) >= 3:
-            end_acc = float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
-            return k, near_chance_loss or end_acc < CHANCE_ACCURACY_RATIO / k
-        return k, near_chance_loss
+        end_acc = end_accuracy(run)
+        return k, near_chance_loss or (end_acc is not None and end_acc < CHANCE_ACCURACY_RATIO / k)
     if not 0 < p.end <= math.log(MAX_CLASSES + 0.5):
         return None
     k = round(math.exp(p.end))
@@ -157,9 +162,8 @@ def detect_stuck_at_chance(run: Run, context: DetectorContext | None = None) -> 
         k = chance[0]
         evidence["chance_loss"] = math.log(k)
         facts.append(f"ln({k}) = {fmt(math.log(k))} is the loss of a uniform guess over {k} classes")
-        acc = signal_curve(run, "accuracy").finite_prefix().values
-        if len(acc) >= 3:
-            end_acc = float(np.median(acc[-max(3, int(len(acc) * END_FRACTION)) :]))
+        end_acc = end_accuracy(run)
+        if end_acc is not None:
             evidence["end_accuracy"] = end_acc
             evidence["chance_accuracy"] = 1.0 / k
             if end_acc < CHANCE_ACCURACY_RATIO / k:
