@@ -108,15 +108,17 @@ def main() -> None:
     t_shell = time.perf_counter() - t_start
 
     def wait_for_table(version: int, complete: bool) -> tuple:
-        """Poll as the page's dcc.Interval does until a new version (the complete one) is out."""
+        """Poll as the page's dcc.Interval does until the page holds a first (or the complete) version."""
         while True:
             out, _, _ = call(
                 s, base, app, "store-version", {"tick.n_intervals": 1, "store-version.data": version}
             )
             if "store-version" in out:
                 version = out["store-version"]["data"]
-                if not complete or not store.snapshot().pending:
-                    break
+            # A logdir read in one part is complete at its first version: no newer one will come.
+            snap = store.snapshot()
+            if version and (not complete or (version == snap.version and not snap.pending)):
+                break
             time.sleep(0.2)
         out, dt, nbytes = call(s, base, app, "overview-table", {"store-version": version})
         return version, out["overview-table"]["data"], dt, nbytes

@@ -13,6 +13,7 @@ import time
 
 import plotly.offline
 
+from lrdoctor.analyzers import is_range_test
 from lrdoctor.dashboard import summary
 from lrdoctor.dashboard.data import RunEntry, RunStore, Snapshot
 from lrdoctor.dashboard.figures import (
@@ -142,7 +143,7 @@ def _run_section(entry: RunEntry, max_points: int) -> str:
             + "</table></details>"
         )
     plots = []
-    if entry.run.hparams.get("run_kind") == "lr_range_test":
+    if is_range_test(entry.run):
         plots.append(
             range_test_figure(entry.run, max_points=max_points).to_html(
                 full_html=False, include_plotlyjs=False, div_id=f"range-{entry.id}"

@@ -39,6 +39,11 @@ def first_finite(series: Series | None) -> float | None:
     return float(series.values[ok[0]]) if len(ok) else None
 
 
+def confidence(entry: RunEntry) -> float | None:
+    """The report's confidence rounded to 2 decimals, None when analysis failed."""
+    return None if entry.report is None else round(float(entry.report.confidence), 2)
+
+
 def final_loss(entry: RunEntry) -> float | None:
     """The last logged loss, None if the run has no loss; NaN/inf stay NaN/inf (they matter)."""
     s = entry.run.signal("loss")

@@ -45,6 +45,13 @@ def callback_payload(
     raise KeyError(f"no callback writes {output_id!r}")
 
 
+def post(
+    client: Any, app: dash.Dash, output_id: str, values: dict[str, Any], changed: list[str] | None = None
+) -> Any:
+    """POST the callback that outputs to ``output_id`` with a Flask test client; returns the response."""
+    return client.post("/_dash-update-component", json=callback_payload(app, output_id, values, changed))
+
+
 def outputs_of(response_json: dict) -> dict[str, dict[str, Any]]:
     """``{component id: {property: value}}`` from a `_dash-update-component` response."""
     return response_json["response"]

@@ -1,34 +1,22 @@
 """Real event files for the dashboard tests, written with torch's SummaryWriter.
 
 Curves are synthetic but written by the real writer with our tag convention (`lrdoctor/...`)
-and our run description (`lrdoctor/run_info` text summary), so the real reader and analyzers
-see exactly what a collector would have written.
+and our run description (the collector's own `run_info_event`), so the real reader and
+analyzers see exactly what a collector would have written.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 
 import torch
-from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+from lrdoctor.collectors.hparams import run_info_event
+
 torch.set_num_threads(1)
-
-
-def _run_info_summary(info: dict) -> summary_pb2.Summary:
-    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
-    tensor = tensor_pb2.TensorProto(
-        dtype=7,
-        string_val=[json.dumps(info).encode()],  # 7 = DT_STRING
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[]),
-    )
-    return summary_pb2.Summary(
-        value=[summary_pb2.Summary.Value(tag="lrdoctor/run_info", metadata=meta, tensor=tensor)]
-    )
 
 
 def write_run(
@@ -45,7 +33,7 @@ def write_run(
     path = os.path.join(os.fspath(logdir), name)
     with SummaryWriter(path, flush_secs=1) as w:
         if info is not None:
-            w._get_file_writer().add_summary(_run_info_summary(info), 0)
+            w._get_file_writer().add_event(run_info_event(info, 0))
         for i, value in enumerate(loss):
             step = start + i
             w.add_scalar("lrdoctor/loss", value, step)

@@ -8,6 +8,7 @@ not ids of this store are ignored (they are never read as paths).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import dash
@@ -74,7 +75,7 @@ def fact_rows(entries: list[RunEntry]) -> list[tuple[str, list[str], bool]]:
     """
     facts: list[tuple[str, list[object]]] = [
         ("verdict", [summary.verdict_key(e) for e in entries]),
-        ("confidence", [None if e.report is None else round(float(e.report.confidence), 2) for e in entries]),
+        ("confidence", [summary.confidence(e) for e in entries]),
         ("top finding", [summary.top_code(e) for e in entries]),
         ("all findings", [", ".join(summary.codes(e)) for e in entries]),
         ("fix", [summary.top_fix(e) for e in entries]),
@@ -102,11 +103,11 @@ def run_options(snap: Snapshot) -> list[dict[str, str]]:
     return [{"label": e.name, "value": str(e.id)} for e in snap.entries]
 
 
-def search_for(entries: list[RunEntry]) -> str:
-    """The URL query string that selects these runs ("" for none)."""
-    if not entries:
+def search_for(run_ids: Sequence[int | str]) -> str:
+    """The URL query string that selects these run ids, in order ("" for none)."""
+    if not run_ids:
         return ""
-    return "?" + urlencode({"runs": ",".join(str(e.id) for e in entries)}, safe=",")
+    return "?" + urlencode({"runs": ",".join(str(i) for i in run_ids)}, safe=",")
 
 
 def render(snap: Snapshot, picked: list[str] | None, signal: str, by: str) -> tuple:
@@ -121,7 +122,7 @@ def render(snap: Snapshot, picked: list[str] | None, signal: str, by: str) -> tu
         signal if signal in SIGNAL_CHOICES else "loss",
         by=by if by in ("step", "samples") else "step",
     )
-    return fig, side_by_side(entries), search_for(entries)
+    return fig, side_by_side(entries), search_for([e.id for e in entries])
 
 
 def side_by_side(entries: list[RunEntry]) -> list:

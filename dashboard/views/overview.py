@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from urllib.parse import urlencode
 
 import dash
 from dash import Input, Output, dash_table, dcc, html
@@ -17,6 +16,7 @@ from dash.dash_table.Format import Format, Scheme
 from lrdoctor.dashboard import ids, summary
 from lrdoctor.dashboard.data import RunStore, Snapshot
 from lrdoctor.dashboard.figures import VERDICT_COLORS, VERDICT_LABELS
+from lrdoctor.dashboard.views import compare
 
 # Read problems listed on the page at most (the rest are counted).
 MAX_PROBLEMS_SHOWN = 200
@@ -149,7 +149,7 @@ def table_rows(store: RunStore, snap: Snapshot, now: float | None = None) -> lis
                 "run": _md_link(e.name, f"/run/{e.id}"),
                 "verdict_key": key,
                 "verdict": VERDICT_LABELS.get(key, key),
-                "confidence": None if e.report is None else round(float(e.report.confidence), 2),
+                "confidence": summary.confidence(e),
                 "top_finding": summary.top_code(e),
                 "codes": " ".join(summary.codes(e)),
                 "fix": summary.short_fix(fix),
@@ -260,9 +260,7 @@ def problems(snap: Snapshot) -> list:
 
 def compare_href(selected_ids: list[int] | None) -> str:
     """The compare page URL for the selected run ids (in selection order)."""
-    if not selected_ids:
-        return "/compare"
-    return "/compare?" + urlencode({"runs": ",".join(str(i) for i in selected_ids)}, safe=",")
+    return "/compare" + compare.search_for(selected_ids or [])
 
 
 def register_callbacks(app: dash.Dash, store: RunStore) -> None:

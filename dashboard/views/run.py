@@ -12,6 +12,7 @@ import time
 import dash
 from dash import Input, Output, dcc, html
 
+from lrdoctor.analyzers import is_range_test
 from lrdoctor.dashboard import ids, summary
 from lrdoctor.dashboard.data import RunEntry, RunStore, Snapshot
 from lrdoctor.dashboard.figures import (
@@ -48,11 +49,6 @@ def layout() -> html.Div:
     )
 
 
-def is_range_test(entry: RunEntry) -> bool:
-    """True for an LR range test run (hparams ``run_kind == "lr_range_test"``)."""
-    return entry.run.hparams.get("run_kind") == "lr_range_test"
-
-
 def render(store: RunStore, snap: Snapshot, run_id: object, now: float | None = None) -> tuple:
     """Everything the run page shows for ``run_id``.
 
@@ -77,7 +73,7 @@ def render(store: RunStore, snap: Snapshot, run_id: object, now: float | None = 
     findings = entry.report.findings if entry.report is not None else ()
     fig = run_figure(entry.run, findings)
     range_box = []
-    if is_range_test(entry):
+    if is_range_test(entry.run):
         graph = dcc.Graph(
             id=ids.RUN_RANGE_GRAPH, figure=range_test_figure(entry.run), config={"displaylogo": False}
         )
@@ -134,7 +130,7 @@ def side_panel(entry: RunEntry) -> list:
                         ),
                         html.P(f.message, className="message"),
                         html.P([html.Strong("Fix: "), f.fix], className="fix") if f.fix else None,
-                        _kv_table({k: v for k, v in f.evidence.items()}, "evidence") if f.evidence else None,
+                        _kv_table(f.evidence, "evidence") if f.evidence else None,
                     ],
                 )
             )

@@ -14,9 +14,7 @@ from lrdoctor.dashboard.app import LOADING_POLL_MS
 
 
 def _post(app, client, output_id, values, changed=None):
-    r = client.post(
-        "/_dash-update-component", json=dashboard_http.callback_payload(app, output_id, values, changed)
-    )
+    r = dashboard_http.post(client, app, output_id, values, changed)
     assert r.status_code in (200, 204), r.get_data(as_text=True)
     return dashboard_http.outputs_of(r.get_json()) if r.status_code == 200 else {}
 

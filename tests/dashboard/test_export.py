@@ -74,8 +74,7 @@ def test_export_buttons_download_the_report(tmp_path, button, filename):
     store = RunStore(dashboard_logs.make_logdir(tmp_path / "logs"))
     store.refresh()
     app = build_app(store)
-    payload = dashboard_http.callback_payload(app, "download", {button: 1}, changed=[f"{button}.n_clicks"])
-    r = app.server.test_client().post("/_dash-update-component", json=payload)
+    r = dashboard_http.post(app.server.test_client(), app, "download", {button: 1}, [f"{button}.n_clicks"])
     data = dashboard_http.outputs_of(r.get_json())["download"]["data"]
     assert data["filename"] == filename
     content = base64.b64decode(data["content"]).decode() if data.get("base64") else data["content"]

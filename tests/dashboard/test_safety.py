@@ -79,34 +79,26 @@ ATTACKS = [
 def test_run_and_compare_callbacks_ignore_paths(setup, attack):
     root, logdir, app, client = setup
     with _recording() as opened:
-        r = client.post(
-            "/_dash-update-component",
-            json=dashboard_http.callback_payload(
-                app, "page-run", {"url.pathname": f"/run/{attack}", "store-version": 1}
-            ),
+        r = dashboard_http.post(
+            client, app, "page-run", {"url.pathname": f"/run/{attack}", "store-version": 1}
         )
         assert r.status_code == 200
         routed = dashboard_http.outputs_of(r.get_json())
         assert routed["run-id"]["data"] == attack  # a string only ever looked up as an id
-        r = client.post(
-            "/_dash-update-component",
-            json=dashboard_http.callback_payload(app, "run-graph", {"store-version": 1, "run-id": attack}),
-        )
+        r = dashboard_http.post(client, app, "run-graph", {"store-version": 1, "run-id": attack})
         out = dashboard_http.outputs_of(r.get_json())
         assert "No run with id" in str(out["run-title"]["children"])
-        r = client.post(
-            "/_dash-update-component",
-            json=dashboard_http.callback_payload(
-                app,
-                "compare-graph",
-                {
-                    "compare-pick": [attack],
-                    "compare-signal": "loss",
-                    "compare-x": "step",
-                    "store-version": 1,
-                    "url.pathname": "/compare",
-                },
-            ),
+        r = dashboard_http.post(
+            client,
+            app,
+            "compare-graph",
+            {
+                "compare-pick": [attack],
+                "compare-signal": "loss",
+                "compare-x": "step",
+                "store-version": 1,
+                "url.pathname": "/compare",
+            },
         )
         body = r.get_data(as_text=True)
         assert r.status_code == 200 and "outside_run" not in body and SECRET not in body
